@@ -1,0 +1,141 @@
+//! The files from `services/` that go into a target image: the `buggy-server` binary and the
+//! watchdog sidecar script.
+//!
+//! The sidecar is compiled into the lab. The binary is a build product of another crate of
+//! this workspace, so it is found at run time: `UNITLAB_BUGGY_SERVER` if set; else beside the
+//! running executable (cargo puts workspace binaries together, and test binaries one level
+//! down in `deps/`) when it is newer than the services sources; else it is built with cargo
+//! from the workspace this lab was compiled in, so a fresh checkout needs no extra step.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use crate::progress::Progress;
+
+pub const SIDECAR: &str = include_str!("../services/sidecar/watchdog-sidecar.sh");
+
+/// Where this lab's workspace was at compile time (used to build the servers when missing).
+const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    pub buggy_server: Vec<u8>,
+    pub buggy_server_path: PathBuf,
+    pub sidecar: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactsError {
+    #[error("UNITLAB_BUGGY_SERVER points at {path}, which cannot be read: {source}\n  fix: point it at a built buggy-server binary, or unset it")]
+    Override {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the buggy-server binary was not found beside {exe} and there is no workspace at {workspace} to build it from\n  \
+         fix: build it (`cargo build -p buggy-server`) and set UNITLAB_BUGGY_SERVER to its path"
+    )]
+    NotFound { exe: PathBuf, workspace: PathBuf },
+    #[error("building buggy-server with cargo failed (exit {code}):\n{stderr}\n  fix: run `cargo build -p buggy-server` in {workspace} and fix what it reports")]
+    Build { code: i32, stderr: String, workspace: PathBuf },
+    #[error("{operation}: {source}")]
+    Io {
+        operation: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Find (or build) the service artifacts.
+pub fn locate(progress: &dyn Progress) -> Result<Artifacts, ArtifactsError> {
+    let path = binary_path(progress)?;
+    let buggy_server = std::fs::read(&path).map_err(|source| ArtifactsError::Io {
+        operation: format!("read {}", path.display()),
+        source,
+    })?;
+    Ok(Artifacts { buggy_server, buggy_server_path: path, sidecar: SIDECAR.to_string() })
+}
+
+fn binary_path(progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
+    if let Some(p) = std::env::var_os("UNITLAB_BUGGY_SERVER") {
+        let p = PathBuf::from(p);
+        std::fs::metadata(&p).map_err(|source| ArtifactsError::Override { path: p.clone(), source })?;
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let workspace = PathBuf::from(WORKSPACE);
+    let sources_changed = newest_mtime(&workspace.join("services"));
+    let candidates = exe
+        .parent()
+        .into_iter()
+        .flat_map(|dir| [dir.join("buggy-server"), dir.parent().map(|p| p.join("buggy-server")).unwrap_or_default()]);
+    for candidate in candidates {
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            let fresh = match (meta.modified().ok(), sources_changed) {
+                (Some(built), Some(changed)) => built >= changed,
+                // No sources beside us (an installed lab): whatever binary is there is the one.
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if fresh {
+                return Ok(candidate);
+            }
+        }
+    }
+    if !workspace.join("services").join("Cargo.toml").is_file() {
+        return Err(ArtifactsError::NotFound { exe, workspace });
+    }
+    build_with_cargo(&workspace, &exe, progress)
+}
+
+/// Newest modification time of any file under `dir` (None when the directory is absent).
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if let Ok(m) = meta.modified() {
+                newest = newest.max(Some(m));
+            }
+        }
+    }
+    newest
+}
+
+/// `cargo build -p buggy-server` in the lab's own profile, reading the binary's path from
+/// cargo's JSON messages rather than guessing the target directory.
+fn build_with_cargo(workspace: &Path, exe: &Path, progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
+    progress.step("building buggy-server with cargo (its binary is missing or older than its sources)");
+    let release = exe.components().any(|c| c.as_os_str() == "release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "-p", "buggy-server", "--bin", "buggy-server", "--message-format=json-render-diagnostics"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().map_err(|source| ArtifactsError::Io { operation: "run cargo build -p buggy-server".into(), source })?;
+    if !out.status.success() {
+        return Err(ArtifactsError::Build {
+            code: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            workspace: workspace.to_path_buf(),
+        });
+    }
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == "buggy-server")
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| ArtifactsError::NotFound { exe: exe.to_path_buf(), workspace: workspace.to_path_buf() })?;
+    progress.finish(&format!("built {}", path.display()));
+    Ok(path)
+}

@@ -1,0 +1,278 @@
+//! Command-line glue: argument parsing (clap), terminal progress (indicatif), exit codes, and
+//! Ctrl-C handling. The library knows nothing of any of this.
+//!
+//! Exit codes are a contract: 0 all expectations held, 1 an expectation failed, 2 bad input or
+//! usage, 3 the lab's own infrastructure failed (engine down, image missing, boot failed).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use unitlab::doctor::{self, Status};
+use unitlab::progress::{Lines, Progress};
+use unitlab::{reaper, Engine, Suite, Target, TargetOptions};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_INFRA: i32 = 3;
+/// Conventional exit code after SIGINT.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser)]
+#[command(name = "unitlab", version, about = "A chaos test lab for systemd services: real systemd, buggy servers, verdicts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SuiteArg {
+    Bookworm,
+    Trixie,
+}
+
+impl From<SuiteArg> for Suite {
+    fn from(s: SuiteArg) -> Suite {
+        match s {
+            SuiteArg::Bookworm => Suite::Bookworm,
+            SuiteArg::Trixie => Suite::Trixie,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Target images (systemd + buggy servers), built from Debian's packages.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Check that this machine can run the lab; every failing check prints its fix.
+    Doctor {
+        /// Suites to check (default: all).
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+    },
+    /// Remove lab containers whose owning unitlab process has ended (kept targets included).
+    Clean {
+        /// Remove every lab container, even those of runs still in progress.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Boot a target and report its systemd version and boot time.
+    Boot {
+        #[arg(long, value_enum, default_value = "bookworm")]
+        suite: SuiteArg,
+        /// Keep the target running after the command ends, and print how to enter it.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the target image of a suite (reused when its inputs are unchanged).
+    Build {
+        /// Suite to build; repeat for several (default: bookworm).
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+        /// Build every suite.
+        #[arg(long, conflicts_with = "suite")]
+        all: bool,
+        /// Rebuild even when the inputs are unchanged.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Progress on a terminal: a spinner per step with the latest detail line.
+struct Spinner {
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl Spinner {
+    fn new() -> Spinner {
+        Spinner { bar: std::sync::Mutex::new(None) }
+    }
+}
+
+impl Progress for Spinner {
+    fn step(&self, message: &str) {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>3} {prefix} {wide_msg}").expect("valid template"));
+        bar.set_prefix(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Some(old) = self.bar.lock().unwrap().replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+    fn detail(&self, line: &str) {
+        if let Some(bar) = self.bar.lock().unwrap().as_ref() {
+            let line: String = line.chars().take(100).collect();
+            bar.set_message(format!("| {line}"));
+        }
+    }
+    fn finish(&self, message: &str) {
+        match self.bar.lock().unwrap().take() {
+            Some(bar) => bar.finish_with_message(format!("-> {message}")),
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
+fn progress() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(Spinner::new())
+    } else {
+        Box::new(Lines)
+    }
+}
+
+/// An error at the CLI edge with its exit code.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure { code: EXIT_INFRA, message: e.to_string() }
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("UNITLAB_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("unitlab: cannot start the async runtime: {e}");
+            return EXIT_INFRA;
+        }
+    };
+    rt.block_on(async {
+        tokio::select! {
+            result = run(cli) => match result {
+                Ok(code) => code,
+                Err(f) => {
+                    eprintln!("error: {}", f.message);
+                    f.code
+                }
+            },
+            _ = interrupted() => {
+                let n = reaper::live_ids().len();
+                eprintln!("\ninterrupted: removing {n} target(s) this run started");
+                if let Ok(engine) = Engine::connect().await {
+                    reaper::remove_all_live(engine.docker()).await;
+                }
+                EXIT_INTERRUPTED
+            }
+        }
+    })
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut hup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Image { command: ImageCommand::Build { suite, all, force } } => {
+            let suites: Vec<Suite> = if all {
+                Suite::ALL.to_vec()
+            } else if suite.is_empty() {
+                vec![Suite::Bookworm]
+            } else {
+                suite.into_iter().map(Suite::from).collect()
+            };
+            let engine = Engine::connect().await?;
+            let progress = progress();
+            for suite in suites {
+                let started = std::time::Instant::now();
+                let image = unitlab::ensure_image(&engine, suite, force, progress.as_ref()).await?;
+                let how = if image.reused { "unchanged, reused" } else { "built" };
+                println!(
+                    "{}  {}  inputs {}  ({how} in {:.2} s)",
+                    image.tag,
+                    short_id(&image.id),
+                    image.inputs_hash,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Doctor { suite } => {
+            let suites: Vec<Suite> =
+                if suite.is_empty() { Suite::ALL.to_vec() } else { suite.into_iter().map(Suite::from).collect() };
+            let checks = doctor::run_checks(&suites).await;
+            let mut worst = Status::Ok;
+            for c in &checks {
+                let mark = match c.status {
+                    Status::Ok => "ok  ",
+                    Status::Warn => "warn",
+                    Status::Fail => "FAIL",
+                };
+                println!("[{mark}] {:<16} {}", c.name, c.detail);
+                if let Some(fix) = &c.fix {
+                    println!("       {:<16} fix: {fix}", "");
+                }
+                if c.status == Status::Fail || (c.status == Status::Warn && worst == Status::Ok) {
+                    worst = c.status;
+                }
+            }
+            Ok(if worst == Status::Fail { EXIT_INFRA } else { EXIT_OK })
+        }
+        Command::Clean { all } => {
+            let engine = Engine::connect().await?;
+            let removed = reaper::clean(&engine, all).await?;
+            for c in &removed {
+                let owner = c.owner.as_ref().map(|o| format!("pid {} `{}`", o.pid, o.cmd)).unwrap_or_else(|| "unknown owner".into());
+                println!("removed {} ({}, {}, run {}, {owner})", c.name, c.image, c.state, c.run_id);
+            }
+            let left = reaper::list_lab_containers(&engine).await?.len();
+            println!("{} removed; {} lab container(s) left (owned by runs still in progress)", removed.len(), left);
+            Ok(EXIT_OK)
+        }
+        Command::Boot { suite, keep } => {
+            let engine = Engine::connect().await?;
+            let progress = progress();
+            let image = unitlab::ensure_image(&engine, suite.into(), false, progress.as_ref()).await?;
+            progress.step(&format!("booting a {} target", image.suite));
+            let opts = TargetOptions { keep, purpose: "boot".into(), ..Default::default() };
+            let target = Target::boot(&engine, &image, opts).await?;
+            progress.finish(&format!("{} running after {:.2} s", target.systemd_version(), target.boot_time().as_secs_f64()));
+            println!("{}: {} (boot {:.2} s)", target.name(), target.systemd_version(), target.boot_time().as_secs_f64());
+            if keep {
+                println!("{}", target.enter_hint());
+            }
+            target.teardown().await?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.trim_start_matches("sha256:");
+    &id[..id.len().min(12)]
+}
+
+#[allow(dead_code)]
+const _EXIT_CODES: [i32; 2] = [EXIT_FAILED, EXIT_USAGE];

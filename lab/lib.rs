@@ -1,0 +1,17 @@
+//! unitlab: a chaos test lab for systemd services.
+//!
+//! The data path runs one way: scenario -> plan -> target -> observation -> verdict -> report.
+//! Only the engine/target layer (`engine`, `image`, `target`, `reaper`, `doctor`) is async and
+//! talks to Docker; everything else is plain synchronous code.
+
+pub mod artifacts;
+pub mod doctor;
+pub mod engine;
+pub mod image;
+pub mod progress;
+pub mod reaper;
+pub mod target;
+
+pub use engine::{CgroupVersion, Engine, EngineError};
+pub use image::{ensure_image, ImageError, ImageRef, Suite};
+pub use target::{ExecOutput, JournalEntry, Target, TargetError, TargetOptions};

@@ -1,0 +1,323 @@
+//! Ownership and clean-up of every container the lab starts: labels, the per-process registry
+//! of live targets, the dead man's switch inside each target, and the orphan sweep.
+//!
+//! Three independent mechanisms, so that no exit path leaks a container:
+//! 1. a dropped or torn-down target removes its container (see `target`), and Ctrl-C removes
+//!    every container still in this process's registry ([`remove_all_live`]);
+//! 2. a *tether* runs inside each target: a shell that reads heartbeats from this process on
+//!    stdin. When the process dies in any way (even SIGKILL) the engine closes that stdin, the
+//!    tether powers systemd off, and the engine's auto-remove deletes the container. If the
+//!    connection were kept open by a wedged client, the missing heartbeat does the same within
+//!    [`TETHER_TIMEOUT`];
+//! 3. `unitlab clean` removes containers whose owning process is gone, and only those.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use tokio::io::AsyncWriteExt;
+
+use crate::engine::{Engine, EngineError};
+
+/// Label key carried by every lab container; its value is the run id.
+pub const LABEL_RUN: &str = "unitlab";
+pub const LABEL_OWNER_PID: &str = "unitlab.owner.pid";
+pub const LABEL_OWNER_START: &str = "unitlab.owner.start";
+pub const LABEL_OWNER_HOST: &str = "unitlab.owner.host";
+pub const LABEL_OWNER_CMD: &str = "unitlab.owner.cmd";
+pub const LABEL_KEEP: &str = "unitlab.keep";
+
+/// Interval of the heartbeat the lab writes to each tether.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// A tether that hears nothing for this long powers its target off. With the removal that
+/// follows this stays inside the 60 s promise even when the engine never reports EOF.
+pub const TETHER_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Who owns a container: enough to tell later whether that process still lives. The start
+/// time (clock ticks since boot, from /proc) guards against PID reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub host: String,
+    pub cmd: String,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or None
+/// when no such process exists.
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Owner {
+    pub fn current() -> Owner {
+        let pid = std::process::id();
+        let cmd: Vec<String> = std::env::args().collect();
+        let mut cmd = cmd.join(" ");
+        cmd.truncate(200);
+        Owner { pid, start_ticks: process_start_ticks(pid).unwrap_or(0), host: hostname(), cmd }
+    }
+
+    fn from_labels(labels: &HashMap<String, String>) -> Option<Owner> {
+        Some(Owner {
+            pid: labels.get(LABEL_OWNER_PID)?.parse().ok()?,
+            start_ticks: labels.get(LABEL_OWNER_START)?.parse().ok()?,
+            host: labels.get(LABEL_OWNER_HOST)?.clone(),
+            cmd: labels.get(LABEL_OWNER_CMD).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Whether the owner still runs. Only answerable on the owner's own host; a container
+    /// owned from another host (a shared remote engine) is assumed alive.
+    pub fn is_alive(&self) -> bool {
+        if self.host != hostname() {
+            return true;
+        }
+        process_start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+/// The run id of this process: one value for every target it starts.
+pub fn run_id() -> &'static str {
+    static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN_ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{:x}-{}", (nanos as u64) & 0xffff_ffff_ffff, std::process::id())
+    })
+}
+
+/// Labels for a new container of this process.
+pub fn labels(keep: bool) -> HashMap<String, String> {
+    let owner = Owner::current();
+    HashMap::from([
+        (LABEL_RUN.to_string(), run_id().to_string()),
+        (LABEL_OWNER_PID.to_string(), owner.pid.to_string()),
+        (LABEL_OWNER_START.to_string(), owner.start_ticks.to_string()),
+        (LABEL_OWNER_HOST.to_string(), owner.host),
+        (LABEL_OWNER_CMD.to_string(), owner.cmd),
+        (LABEL_KEEP.to_string(), keep.to_string()),
+    ])
+}
+
+/// Containers started by this process and not yet removed, so that Ctrl-C can remove them.
+static LIVE: Mutex<BTreeMap<String, ()>> = Mutex::new(BTreeMap::new());
+
+pub fn register(id: &str) {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), ());
+}
+
+pub fn unregister(id: &str) {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+}
+
+pub fn live_ids() -> Vec<String> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+}
+
+/// Force-remove a container; one that is already gone (or being auto-removed) is not an error.
+pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), EngineError> {
+    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(id, Some(opts)).await {
+        Ok(()) => {}
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+        Err(e) => return Err(EngineError::api(format!("remove container {id}"), e)),
+    }
+    unregister(id);
+    Ok(())
+}
+
+/// Remove every container this process still owns (the Ctrl-C path). Returns how many.
+pub async fn remove_all_live(docker: &Docker) -> usize {
+    let ids = live_ids();
+    let n = ids.len();
+    futures_util::future::join_all(ids.iter().map(|id| remove_container(docker, id))).await;
+    n
+}
+
+/// Remove a container from synchronous code (a `Drop`), whatever runtime is or is not running:
+/// a private thread with its own runtime and connection, so this never deadlocks a
+/// current-thread runtime.
+pub fn remove_container_blocking(id: String) {
+    let handle = std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(_) => return,
+        };
+        rt.block_on(async {
+            if let Ok(docker) = Docker::connect_with_local_defaults() {
+                if let Ok(Ok(docker)) =
+                    tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await
+                {
+                    let _ = tokio::time::timeout(Duration::from_secs(20), remove_container(&docker, &id)).await;
+                }
+            }
+        });
+    });
+    let _ = handle.join();
+}
+
+/// The tether script. bash (Essential in Debian) because dash's `read` has no timeout.
+/// SIGRTMIN+14 asks systemd for an immediate poweroff: PID 1 exits and the container stops.
+fn tether_script() -> String {
+    format!(
+        "while read -r -t {} _; do :; done; kill -s SIGRTMIN+14 1",
+        TETHER_TIMEOUT.as_secs()
+    )
+}
+
+/// Start the dead man's switch inside a booted target. The returned task owns the stdin of the
+/// tether; aborting it (or this process dying) releases the target.
+pub async fn start_tether(engine: &Engine, id: &str) -> Result<tokio::task::JoinHandle<()>, EngineError> {
+    let docker = engine.docker();
+    let exec = docker
+        .create_exec(
+            id,
+            CreateExecOptions {
+                attach_stdin: Some(true),
+                attach_stdout: Some(false),
+                attach_stderr: Some(false),
+                cmd: Some(vec!["/bin/bash".to_string(), "-c".to_string(), tether_script()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| EngineError::api(format!("create tether exec in {id}"), e))?;
+    let started = docker
+        .start_exec(&exec.id, None::<StartExecOptions>)
+        .await
+        .map_err(|e| EngineError::api(format!("start tether exec in {id}"), e))?;
+    let StartExecResults::Attached { mut input, output } = started else {
+        return Err(EngineError::api(
+            format!("attach tether in {id}"),
+            bollard::errors::Error::DockerStreamError { error: "exec started detached".into() },
+        ));
+    };
+    Ok(tokio::spawn(async move {
+        // Keep the output half alive: dropping it would close the hijacked connection.
+        let _output = output;
+        loop {
+            if input.write_all(b"\n").await.is_err() || input.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(HEARTBEAT_EVERY).await;
+        }
+    }))
+}
+
+/// A lab container seen by the sweep.
+#[derive(Debug, Clone)]
+pub struct LabContainer {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    pub run_id: String,
+    pub owner: Option<Owner>,
+    pub kept: bool,
+}
+
+impl LabContainer {
+    /// An orphan is a lab container whose owning process is gone (kept targets included: they
+    /// outlive their run on purpose, and `clean` is how they are removed).
+    pub fn is_orphan(&self) -> bool {
+        match &self.owner {
+            Some(owner) => !owner.is_alive(),
+            None => true,
+        }
+    }
+}
+
+/// Every container carrying the `unitlab` label key, running or not.
+pub async fn list_lab_containers(engine: &Engine) -> Result<Vec<LabContainer>, EngineError> {
+    let filters = HashMap::from([("label", vec![LABEL_RUN])]);
+    let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let list = engine
+        .docker()
+        .list_containers(Some(opts))
+        .await
+        .map_err(|e| EngineError::api("list lab containers", e))?;
+    Ok(list
+        .into_iter()
+        .map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            LabContainer {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                image: c.image.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                run_id: labels.get(LABEL_RUN).cloned().unwrap_or_default(),
+                owner: Owner::from_labels(&labels),
+                kept: labels.get(LABEL_KEEP).map(|v| v == "true").unwrap_or(false),
+            }
+        })
+        .collect())
+}
+
+/// Remove orphaned lab containers (or, with `all`, every lab container). Containers without
+/// the `unitlab` label are never touched. Returns the removed ones.
+pub async fn clean(engine: &Engine, all: bool) -> Result<Vec<LabContainer>, EngineError> {
+    let mut removed = Vec::new();
+    for c in list_lab_containers(engine).await? {
+        if all || c.is_orphan() {
+            remove_container(engine.docker(), &c.id).await?;
+            removed.push(c);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_a_reused_pid_is_not() {
+        let me = Owner::current();
+        assert!(me.start_ticks > 0);
+        assert!(me.is_alive());
+        let reused = Owner { start_ticks: me.start_ticks + 1, ..me.clone() };
+        assert!(!reused.is_alive(), "same pid, other start time must count as dead");
+    }
+
+    #[test]
+    fn owner_round_trips_through_labels() {
+        let labels = labels(true);
+        assert_eq!(Owner::from_labels(&labels), Some(Owner::current()));
+        assert_eq!(labels[LABEL_RUN], run_id());
+        assert_eq!(labels[LABEL_KEEP], "true");
+    }
+
+    #[test]
+    fn container_without_owner_labels_is_an_orphan() {
+        let c = LabContainer {
+            id: "x".into(),
+            name: "x".into(),
+            image: "i".into(),
+            state: "running".into(),
+            run_id: "r".into(),
+            owner: None,
+            kept: false,
+        };
+        assert!(c.is_orphan());
+    }
+}

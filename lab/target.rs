@@ -1,0 +1,546 @@
+//! A target: a container whose PID 1 is a real systemd, booted from a lab image.
+//!
+//! Owns the whole life of one container: create (capability recipe, never `--privileged`),
+//! boot-to-ready with a deadline, exec, file writes, unit properties, the journal (one-shot and
+//! followed), and teardown. Every container is labelled and tethered (see `reaper`), so it is
+//! removed on drop, on Ctrl-C, and even when the lab is killed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
+use bollard::container::LogOutput;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::engine::{CgroupVersion, Engine, EngineError};
+use crate::image::ImageRef;
+use crate::reaper;
+
+/// Default boot deadline: boots take about half a second here, so this only trips on a
+/// genuinely broken image or engine.
+pub const DEFAULT_BOOT_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(
+        "target {name} ({image}) did not reach systemd state running within {seconds} s; last state: {last}\n  \
+         fix: run `unitlab doctor`, or boot with --keep and inspect `docker exec -it {name} systemctl --failed`"
+    )]
+    BootTimeout { name: String, image: String, seconds: u64, last: String },
+    #[error("target {name}: systemd came up {state}; failed units:\n{failed}")]
+    Degraded { name: String, state: String, failed: String },
+    #[error("target {name}: `{command}` exited {code}: {stderr}")]
+    CommandFailed { name: String, command: String, code: i64, stderr: String },
+    #[error("target {name}: could not parse {what}: {detail}")]
+    Parse { name: String, what: String, detail: String },
+}
+
+/// Output of a command run in a target.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+/// One journal entry as journalctl's JSON output gives it (field name -> value; binary
+/// fields are kept as journalctl encodes them).
+pub type JournalEntry = serde_json::Map<String, serde_json::Value>;
+
+/// How to boot a target.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// Keep the container after the target is dropped (debugging): no auto-remove, no tether.
+    pub keep: bool,
+    pub boot_deadline: Duration,
+    /// Short human word put in the container name (e.g. the scenario or test name).
+    pub purpose: String,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions { keep: false, boot_deadline: DEFAULT_BOOT_DEADLINE, purpose: "target".into() }
+    }
+}
+
+/// A booted systemd target. Drop removes it (unless kept); prefer [`Target::teardown`] in async
+/// code, which reports errors.
+pub struct Target {
+    engine: Engine,
+    id: String,
+    name: String,
+    image: ImageRef,
+    keep: bool,
+    tether: Option<tokio::task::JoinHandle<()>>,
+    systemd_version: String,
+    boot_time: Duration,
+    removed: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("name", &self.name).field("image", &self.image.tag).finish()
+    }
+}
+
+fn sanitize(word: &str) -> String {
+    let s: String = word
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .take(40)
+        .collect();
+    if s.is_empty() { "target".into() } else { s }
+}
+
+/// The container configuration that boots systemd without `--privileged`: see
+/// ../shared/reference/systemd.md for why each piece is needed.
+fn host_config(cgroup: CgroupVersion, keep: bool) -> HostConfig {
+    let tmpfs = HashMap::from([
+        ("/run".to_string(), "rw,nosuid,nodev,mode=755".to_string()),
+        ("/run/lock".to_string(), "rw,nosuid,nodev,noexec".to_string()),
+        ("/tmp".to_string(), "rw,nosuid,nodev".to_string()),
+    ]);
+    let (binds, cgroupns) = match cgroup {
+        // v1 (hybrid) hosts: systemd needs the named hierarchies writable; it finds its own
+        // subtree through /proc/self/cgroup.
+        CgroupVersion::V1 => (Some(vec!["/sys/fs/cgroup:/sys/fs/cgroup:rw".to_string()]), HostConfigCgroupnsModeEnum::HOST),
+        // v2 hosts: a private cgroup namespace makes the container's subtree look like a root,
+        // which is what systemd expects as PID 1. Not verified on this workplace (v1 hosts).
+        CgroupVersion::V2 => (None, HostConfigCgroupnsModeEnum::PRIVATE),
+    };
+    HostConfig {
+        cap_add: Some(vec!["SYS_ADMIN".into()]),
+        security_opt: Some(vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]),
+        tmpfs: Some(tmpfs),
+        binds,
+        cgroupns_mode: Some(cgroupns),
+        // The engine deletes the container as soon as PID 1 exits: this is what turns the
+        // tether's poweroff into a removal even when the lab process is gone.
+        auto_remove: Some(!keep),
+        ..Default::default()
+    }
+}
+
+impl Target {
+    /// Create, start and wait for a target to be up. The deadline covers the whole boot.
+    pub async fn boot(engine: &Engine, image: &ImageRef, opts: TargetOptions) -> Result<Target, TargetError> {
+        let started = Instant::now();
+        let docker = engine.docker();
+        let name = format!("unitlab-{}-{}-{}", sanitize(&opts.purpose), image.suite, next_serial());
+        let config = ContainerCreateBody {
+            image: Some(image.id.clone()),
+            hostname: Some(format!("unitlab-{}", image.suite)),
+            env: Some(vec!["container=docker".into()]),
+            labels: Some(reaper::labels(opts.keep)),
+            stop_signal: Some("SIGRTMIN+3".into()),
+            cmd: Some(vec!["/sbin/init".into()]),
+            host_config: Some(host_config(engine.info().cgroup_version, opts.keep)),
+            ..Default::default()
+        };
+        let created = docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), config)
+            .await
+            .map_err(|e| EngineError::api(format!("create container {name} from {}", image.tag), e))?;
+        let id = created.id;
+        reaper::register(&id);
+        // From here on the Target value owns the container, so every early return removes it.
+        let mut target = Target {
+            engine: engine.clone(),
+            id: id.clone(),
+            name: name.clone(),
+            image: image.clone(),
+            keep: opts.keep,
+            tether: None,
+            systemd_version: String::new(),
+            boot_time: Duration::ZERO,
+            removed: false,
+        };
+        docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| EngineError::api(format!("start container {name}"), e))?;
+        if !opts.keep {
+            target.tether = Some(reaper::start_tether(engine, &id).await?);
+        }
+        let deadline = started + opts.boot_deadline;
+        target.wait_running(deadline).await?;
+        target.boot_time = started.elapsed();
+        let version = target.exec(&["systemctl", "--version"]).await?;
+        target.systemd_version = version.stdout.lines().next().unwrap_or("").trim().to_string();
+        Ok(target)
+    }
+
+    /// Wait for `systemctl is-system-running --wait` to report. Until systemd has created its
+    /// private socket the call fails at once ("Failed to connect to bus"); only that case is
+    /// retried, with a short growing backoff, and always under the boot deadline.
+    async fn wait_running(&self, deadline: Instant) -> Result<(), TargetError> {
+        let mut backoff = Duration::from_millis(10);
+        let mut last = String::from("(no answer yet)");
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let attempt = tokio::time::timeout(remaining, self.exec(&["systemctl", "is-system-running", "--wait"])).await;
+            let out = match attempt {
+                Err(_) => break,
+                Ok(out) => out?,
+            };
+            let state = out.stdout.trim().to_string();
+            match state.as_str() {
+                "running" => return Ok(()),
+                "degraded" => {
+                    let failed = self.exec(&["systemctl", "--failed", "--no-legend", "--plain"]).await?;
+                    return Err(TargetError::Degraded { name: self.name.clone(), state, failed: failed.stdout });
+                }
+                _ => {
+                    last = if state.is_empty() { out.stderr.trim().to_string() } else { state };
+                    tokio::time::sleep(backoff.min(remaining)).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+        Err(TargetError::BootTimeout {
+            name: self.name.clone(),
+            image: self.image.tag.clone(),
+            seconds: (deadline - Instant::now().min(deadline)).as_secs().max(1),
+            last,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn image(&self) -> &ImageRef {
+        &self.image
+    }
+
+    /// First line of `systemctl --version`, e.g. "systemd 252 (252.39-1~deb12u2)".
+    pub fn systemd_version(&self) -> &str {
+        &self.systemd_version
+    }
+
+    /// The systemd major version (252, 257, ...), for version-dependent expectations.
+    pub fn systemd_major(&self) -> Option<u32> {
+        self.systemd_version.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Time from container creation to systemd reporting "running".
+    pub fn boot_time(&self) -> Duration {
+        self.boot_time
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The container's address on the engine's default bridge network (for probes from the
+    /// host).
+    pub async fn ip_address(&self) -> Result<String, TargetError> {
+        let info = self
+            .engine
+            .docker()
+            .inspect_container(&self.id, None)
+            .await
+            .map_err(|e| EngineError::api(format!("inspect container {}", self.name), e))?;
+        info.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| nets.values().find_map(|n| n.ip_address.clone().filter(|ip| !ip.is_empty())))
+            .ok_or_else(|| TargetError::Parse {
+                name: self.name.clone(),
+                what: "container address".into(),
+                detail: "no network address assigned".into(),
+            })
+    }
+
+    /// Run a command and collect its exit code and output.
+    pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput, TargetError> {
+        self.exec_with_stdin(argv, None).await
+    }
+
+    /// Run a command, feeding it `stdin` (then EOF), and collect its exit code and output.
+    pub async fn exec_with_stdin(&self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ExecOutput, TargetError> {
+        let docker = self.engine.docker();
+        let what = || format!("exec `{}` in {}", argv.join(" "), self.name);
+        let exec = docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions {
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| EngineError::api(what(), e))?;
+        let started = docker
+            .start_exec(&exec.id, Some(StartExecOptions { output_capacity: Some(1 << 20), ..Default::default() }))
+            .await
+            .map_err(|e| EngineError::api(what(), e))?;
+        let mut out = ExecOutput::default();
+        if let StartExecResults::Attached { mut output, mut input } = started {
+            if let Some(data) = stdin {
+                input.write_all(data).await.map_err(|e| stream_error(what(), e))?;
+                input.shutdown().await.map_err(|e| stream_error(what(), e))?;
+            }
+            drop(input);
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| EngineError::api(what(), e))? {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.extend_from_slice(&message),
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            out.stdout = String::from_utf8_lossy(&stdout).into_owned();
+            out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        }
+        let inspect = docker.inspect_exec(&exec.id).await.map_err(|e| EngineError::api(what(), e))?;
+        out.exit_code = inspect.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+
+    /// Run a command that must succeed; a non-zero exit is an error naming the command.
+    pub async fn exec_ok(&self, argv: &[&str]) -> Result<ExecOutput, TargetError> {
+        let out = self.exec(argv).await?;
+        if !out.success() {
+            return Err(TargetError::CommandFailed {
+                name: self.name.clone(),
+                command: argv.join(" "),
+                code: out.exit_code,
+                stderr: out.stderr.trim().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Write a file (parent directories created). Goes through exec and stdin rather than the
+    /// archive API because `docker cp` cannot write into the tmpfs mounts (/run, /tmp).
+    pub async fn write_file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), TargetError> {
+        let mode = format!("{mode:o}");
+        let argv = [
+            "/bin/sh",
+            "-c",
+            r#"set -e; mkdir -p "$(dirname "$1")"; cat > "$1.unitlab-tmp"; chmod "$2" "$1.unitlab-tmp"; mv -f "$1.unitlab-tmp" "$1""#,
+            "write-file",
+            path,
+            &mode,
+        ];
+        let out = self.exec_with_stdin(&argv, Some(contents)).await?;
+        if !out.success() {
+            return Err(TargetError::CommandFailed {
+                name: self.name.clone(),
+                command: format!("write {path}"),
+                code: out.exit_code,
+                stderr: out.stderr.trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Read unit properties with `systemctl show` (values as systemd prints them).
+    pub async fn unit_properties(&self, unit: &str, properties: &[&str]) -> Result<BTreeMap<String, String>, TargetError> {
+        let joined = properties.join(",");
+        let out = self.exec_ok(&["systemctl", "show", unit, "--property", &joined]).await?;
+        Ok(parse_properties(&out.stdout))
+    }
+
+    /// The journal as JSON entries, with journalctl's own arguments (e.g. `["-u", "x.service"]`).
+    pub async fn journal(&self, args: &[&str]) -> Result<Vec<JournalEntry>, TargetError> {
+        let mut argv = vec!["journalctl", "--no-pager", "-o", "json"];
+        argv.extend_from_slice(args);
+        let out = self.exec_ok(&argv).await?;
+        out.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| TargetError::Parse {
+                    name: self.name.clone(),
+                    what: "journal entry".into(),
+                    detail: format!("{e}: {l}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Follow the journal (`journalctl -f -o json` plus `args`) as a stream of entries. The
+    /// stream ends when the target goes away; drop it to stop following.
+    pub async fn follow_journal(
+        &self,
+        args: &[&str],
+    ) -> Result<Pin<Box<dyn Stream<Item = Result<JournalEntry, TargetError>> + Send>>, TargetError> {
+        let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "-f"].iter().map(|s| s.to_string()).collect();
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let docker = self.engine.docker();
+        let what = format!("follow journal in {}", self.name);
+        let exec = docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(false),
+                    cmd: Some(argv),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| EngineError::api(what.clone(), e))?;
+        let started = docker
+            .start_exec(&exec.id, Some(StartExecOptions { output_capacity: Some(1 << 20), ..Default::default() }))
+            .await
+            .map_err(|e| EngineError::api(what.clone(), e))?;
+        let StartExecResults::Attached { output, .. } = started else {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        };
+        let name = self.name.clone();
+        // The engine frames output in chunks that need not end at line ends: re-split here.
+        let lines = output
+            .scan(Vec::<u8>::new(), move |buf, chunk| {
+                let mut done: Vec<Result<Vec<u8>, TargetError>> = Vec::new();
+                match chunk {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        buf.extend_from_slice(&message);
+                        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = buf.drain(..=pos).collect();
+                            done.push(Ok(line));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => done.push(Err(TargetError::Engine(EngineError::api(what.clone(), e)))),
+                }
+                futures_util::future::ready(Some(futures_util::stream::iter(done)))
+            })
+            .flatten()
+            .filter_map(move |line| {
+                let name = name.clone();
+                futures_util::future::ready(match line {
+                    Err(e) => Some(Err(e)),
+                    Ok(bytes) => {
+                        let text = String::from_utf8_lossy(&bytes);
+                        let text = text.trim();
+                        if text.is_empty() {
+                            None
+                        } else {
+                            Some(serde_json::from_str::<JournalEntry>(text).map_err(|e| TargetError::Parse {
+                                name,
+                                what: "journal entry".into(),
+                                detail: format!("{e}: {text}"),
+                            }))
+                        }
+                    }
+                })
+            });
+        Ok(Box::pin(lines))
+    }
+
+    /// Whether this target is kept after the lab exits.
+    pub fn is_kept(&self) -> bool {
+        self.keep
+    }
+
+    /// How to get into a kept target.
+    pub fn enter_hint(&self) -> String {
+        format!(
+            "target {} kept: enter with `docker exec -it {} bash` (journal: `docker exec {} journalctl -b`); remove with `unitlab clean`",
+            self.name, self.name, self.name
+        )
+    }
+
+    /// Remove the target now (a kept target is left running and only forgotten).
+    pub async fn teardown(mut self) -> Result<(), TargetError> {
+        self.removed = true;
+        if let Some(t) = self.tether.take() {
+            t.abort();
+        }
+        if self.keep {
+            reaper::unregister(&self.id);
+            return Ok(());
+        }
+        reaper::remove_container(self.engine.docker(), &self.id).await?;
+        Ok(())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        if let Some(t) = self.tether.take() {
+            t.abort();
+        }
+        if self.keep {
+            reaper::unregister(&self.id);
+            return;
+        }
+        reaper::remove_container_blocking(self.id.clone());
+    }
+}
+
+fn stream_error(what: String, e: std::io::Error) -> EngineError {
+    EngineError::api(what, bollard::errors::Error::IOError { err: e })
+}
+
+fn next_serial() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SERIAL: AtomicU32 = AtomicU32::new(0);
+    format!("{}-{}", reaper::run_id(), SERIAL.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Parse `systemctl show` output: `Key=Value` per line; values may contain `=`.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_keep_equals_signs_in_values() {
+        let p = parse_properties("ActiveState=active\nExecStart={ path=/bin/x ; argv[]=/bin/x a=b }\nNRestarts=0\n");
+        assert_eq!(p["ActiveState"], "active");
+        assert_eq!(p["NRestarts"], "0");
+        assert_eq!(p["ExecStart"], "{ path=/bin/x ; argv[]=/bin/x a=b }");
+    }
+
+    #[test]
+    fn container_names_are_docker_safe() {
+        assert_eq!(sanitize("restart/on failure"), "restart-on-failure");
+        assert_eq!(sanitize(""), "target");
+    }
+
+    #[test]
+    fn v1_hosts_bind_the_cgroup_tree_and_v2_hosts_get_a_private_namespace() {
+        let v1 = host_config(CgroupVersion::V1, false);
+        assert_eq!(v1.binds.unwrap(), vec!["/sys/fs/cgroup:/sys/fs/cgroup:rw"]);
+        assert_eq!(v1.auto_remove, Some(true));
+        let v2 = host_config(CgroupVersion::V2, true);
+        assert_eq!(v2.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert_eq!(v2.auto_remove, Some(false), "a kept target must survive its PID 1 exiting");
+        assert!(v1.privileged.is_none(), "never --privileged: it fails on these hosts");
+    }
+}
