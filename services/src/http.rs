@@ -96,6 +96,12 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     last_emfile_log = Some(Instant::now());
                 }
                 std::thread::sleep(Duration::from_millis(50));
+                if shared.fd_leak.load(Ordering::SeqCst) {
+                    let (taken, _) = faults::leak_free_fds();
+                    if taken > 0 {
+                        event!("exhaust-fds: took {taken} freed file descriptors");
+                    }
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED) => {}
             Err(e) => {

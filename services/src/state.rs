@@ -17,6 +17,8 @@ pub struct Shared {
     pub hang_handlers: AtomicBool,
     pub hang_watchdog: AtomicBool,
     pub unhealthy: AtomicBool,
+    /// Set by exhaust-fds: the accept loop takes every fd freed later.
+    pub fd_leak: AtomicBool,
     pub watchdog_stopped: AtomicBool,
     /// The listening socket's fd while the accept loop owns it; -1 once close-listener
     /// claimed it. Swapping to -1 is the one race-free "please close" signal.
@@ -42,6 +44,7 @@ impl Shared {
             hang_handlers: AtomicBool::new(false),
             hang_watchdog: AtomicBool::new(false),
             unhealthy: AtomicBool::new(false),
+            fd_leak: AtomicBool::new(false),
             watchdog_stopped: AtomicBool::new(false),
             listener_fd: AtomicI32::new(-1),
             listener_closed: AtomicBool::new(false),
@@ -61,7 +64,7 @@ impl Shared {
         let bound = self.bound.get().map(|a| a.to_string()).unwrap_or_default();
         let injected = self.injected.lock().map(|v| v.join(" ")).unwrap_or_default();
         format!(
-            "pid={}\nlisten={}\nrequests={}\nwatchdog_pings={}\nready_sent={}\nhang_accept={}\nhang_handlers={}\nhang_watchdog={}\nunhealthy={}\nwatchdog_stopped={}\nlistener_closed={}\nseed={}\ninjected={}\n",
+            "pid={}\nlisten={}\nrequests={}\nwatchdog_pings={}\nready_sent={}\nhang_accept={}\nhang_handlers={}\nhang_watchdog={}\nunhealthy={}\nfd_leak={}\nwatchdog_stopped={}\nlistener_closed={}\nseed={}\ninjected={}\n",
             std::process::id(),
             bound,
             self.requests.load(Ordering::SeqCst),
@@ -71,6 +74,7 @@ impl Shared {
             f(&self.hang_handlers),
             f(&self.hang_watchdog),
             f(&self.unhealthy),
+            f(&self.fd_leak),
             f(&self.watchdog_stopped),
             f(&self.listener_closed),
             self.seed,
