@@ -66,8 +66,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "bookworm")]
         suite: SuiteArg,
         /// Keep the target running after the command ends, and print how to enter it.
+        #[arg(long, conflicts_with = "count")]
+        keep: bool,
+        /// Boot this many targets one after another and report the boot-time median.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        count: u32,
+    },
+    /// Boot a target and run a command in it (or, on a terminal with no command, an
+    /// interactive shell); the target is removed afterwards unless --keep.
+    Shell {
+        #[arg(long, value_enum, default_value = "bookworm")]
+        suite: SuiteArg,
         #[arg(long)]
         keep: bool,
+        /// Command to run inside the target; its exit code becomes unitlab's.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
 }
 
@@ -162,8 +176,12 @@ pub fn main() -> i32 {
         }
     };
     rt.block_on(async {
+        // Pinned outside select! so that an interrupt does not drop it (and its targets) before
+        // the handler has counted and removed them itself.
+        let work = run(cli);
+        tokio::pin!(work);
         tokio::select! {
-            result = run(cli) => match result {
+            result = &mut work => match result {
                 Ok(code) => code,
                 Err(f) => {
                     eprintln!("error: {}", f.message);
@@ -251,22 +269,79 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             println!("{} removed; {} lab container(s) left (owned by runs still in progress)", removed.len(), left);
             Ok(EXIT_OK)
         }
-        Command::Boot { suite, keep } => {
+        Command::Shell { suite, keep, command } => shell(suite.into(), keep, command).await,
+        Command::Boot { suite, keep, count } => {
             let engine = Engine::connect().await?;
             let progress = progress();
             let image = unitlab::ensure_image(&engine, suite.into(), false, progress.as_ref()).await?;
-            progress.step(&format!("booting a {} target", image.suite));
-            let opts = TargetOptions { keep, purpose: "boot".into(), ..Default::default() };
-            let target = Target::boot(&engine, &image, opts).await?;
-            progress.finish(&format!("{} running after {:.2} s", target.systemd_version(), target.boot_time().as_secs_f64()));
-            println!("{}: {} (boot {:.2} s)", target.name(), target.systemd_version(), target.boot_time().as_secs_f64());
-            if keep {
-                println!("{}", target.enter_hint());
+            let mut times = Vec::new();
+            for i in 0..count {
+                progress.step(&format!("booting {} target {}/{count}", image.suite, i + 1));
+                let opts = TargetOptions { keep, purpose: "boot".into(), ..Default::default() };
+                let target = Target::boot(&engine, &image, opts).await?;
+                progress.finish(&format!("{} running after {:.2} s", target.systemd_version(), target.boot_time().as_secs_f64()));
+                println!("{}: {} (boot {:.3} s)", target.name(), target.systemd_version(), target.boot_time().as_secs_f64());
+                times.push(target.boot_time());
+                if keep {
+                    println!("{}", target.enter_hint());
+                }
+                target.teardown().await?;
             }
-            target.teardown().await?;
+            if count > 1 {
+                times.sort();
+                let median = times[times.len() / 2];
+                println!(
+                    "boot to running, {count} boots of {}: median {:.3} s, min {:.3} s, max {:.3} s",
+                    image.tag,
+                    median.as_secs_f64(),
+                    times[0].as_secs_f64(),
+                    times[times.len() - 1].as_secs_f64()
+                );
+            }
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Boot a target and run `command` in it: through the API (output relayed, exit code
+/// returned), or for an interactive shell through the docker CLI, which owns the terminal.
+async fn shell(suite: Suite, keep: bool, command: Vec<String>) -> Result<i32, Failure> {
+    let engine = Engine::connect().await?;
+    let progress = progress();
+    let image = unitlab::ensure_image(&engine, suite, false, progress.as_ref()).await?;
+    progress.step(&format!("booting a {suite} target"));
+    let opts = TargetOptions { keep, purpose: "shell".into(), ..Default::default() };
+    let target = Target::boot(&engine, &image, opts).await?;
+    progress.finish(&format!("{} {} running after {:.2} s", target.name(), target.systemd_version(), target.boot_time().as_secs_f64()));
+    let code = if command.is_empty() {
+        if !std::io::stdin().is_terminal() {
+            target.teardown().await?;
+            return Err(Failure {
+                code: EXIT_USAGE,
+                message: "an interactive shell needs a terminal; give a command after `--` (e.g. `unitlab shell -- systemctl status`)".into(),
+            });
+        }
+        let name = target.name().to_string();
+        let status = tokio::process::Command::new("docker").args(["exec", "-it", &name, "bash"]).status().await;
+        match status {
+            Ok(s) => s.code().unwrap_or(EXIT_INFRA),
+            Err(e) => {
+                target.teardown().await?;
+                return Err(Failure { code: EXIT_INFRA, message: format!("cannot run the docker CLI for the shell: {e}\n  fix: install docker.io, or use `unitlab shell --keep` and your own client") });
+            }
+        }
+    } else {
+        let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+        let out = target.exec(&argv).await?;
+        print!("{}", out.stdout);
+        eprint!("{}", out.stderr);
+        out.exit_code as i32
+    };
+    if keep {
+        println!("{}", target.enter_hint());
+    }
+    target.teardown().await?;
+    Ok(code)
 }
 
 fn short_id(id: &str) -> &str {

@@ -383,13 +383,17 @@ impl Target {
             .collect()
     }
 
-    /// Follow the journal (`journalctl -f -o json` plus `args`) as a stream of entries. The
-    /// stream ends when the target goes away; drop it to stop following.
+    /// Follow the journal (`journalctl -f -o json --no-tail` plus `args`) as a stream of
+    /// entries: every stored entry that matches, then new ones as they come. `--no-tail`
+    /// because the default "last 10, then follow" loses entries written while journalctl is
+    /// starting (seen here: a unit started right after the follow began showed only its last
+    /// line). Narrow it with `--after-cursor` (see [`Target::journal_cursor`]) or `--since`.
+    /// The stream ends when the target goes away; drop it to stop following.
     pub async fn follow_journal(
         &self,
         args: &[&str],
     ) -> Result<Pin<Box<dyn Stream<Item = Result<JournalEntry, TargetError>> + Send>>, TargetError> {
-        let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "-f"].iter().map(|s| s.to_string()).collect();
+        let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "-f", "--no-tail"].iter().map(|s| s.to_string()).collect();
         argv.extend(args.iter().map(|s| s.to_string()));
         let docker = self.engine.docker();
         let what = format!("follow journal in {}", self.name);
@@ -451,6 +455,17 @@ impl Target {
                 })
             });
         Ok(Box::pin(lines))
+    }
+
+    /// The cursor of the newest journal entry: pass it as `--after-cursor=...` to read or follow
+    /// only what happens from now on.
+    pub async fn journal_cursor(&self) -> Result<String, TargetError> {
+        let out = self.exec_ok(&["journalctl", "--no-pager", "-n", "1", "-o", "export", "--output-fields=__CURSOR"]).await?;
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("__CURSOR="))
+            .map(str::to_string)
+            .ok_or_else(|| TargetError::Parse { name: self.name.clone(), what: "journal cursor".into(), detail: out.stdout.clone() })
     }
 
     /// Whether this target is kept after the lab exits.
