@@ -5,7 +5,8 @@
 //! 1. a dropped or torn-down target removes its container (see `target`), and Ctrl-C removes
 //!    every container still in this process's registry ([`remove_all_live`]);
 //! 2. a *tether* runs inside each target: a shell that reads heartbeats from this process on
-//!    stdin. When the process dies in any way (even SIGKILL) the engine closes that stdin, the
+//!    stdin. (Until it is attached, a timer in the image powers an untethered target off 30 s
+//!    after boot, so a lab killed between start and tether leaks nothing either.) When the process dies in any way (even SIGKILL) the engine closes that stdin, the
 //!    tether powers systemd off, and the engine's auto-remove deletes the container. If the
 //!    connection were kept open by a wedged client, the missing heartbeat does the same within
 //!    [`TETHER_TIMEOUT`];
@@ -173,9 +174,12 @@ pub fn remove_container_blocking(id: String) {
 
 /// The tether script. bash (Essential in Debian) because dash's `read` has no timeout.
 /// SIGRTMIN+14 asks systemd for an immediate poweroff: PID 1 exits and the container stops.
+/// The marker file tells the image's boot-time dead man's timer that a lab holds the target.
+pub const TETHERED_MARKER: &str = "/run/unitlab/tethered";
+
 fn tether_script() -> String {
     format!(
-        "while read -r -t {} _; do :; done; kill -s SIGRTMIN+14 1",
+        "mkdir -p /run/unitlab && echo $$ > {TETHERED_MARKER}; while read -r -t {} _; do :; done; kill -s SIGRTMIN+14 1",
         TETHER_TIMEOUT.as_secs()
     )
 }
@@ -281,6 +285,22 @@ pub async fn clean(engine: &Engine, all: bool) -> Result<Vec<LabContainer>, Engi
         if all || c.is_orphan() {
             remove_container(engine.docker(), &c.id).await?;
             removed.push(c);
+        }
+    }
+    Ok(removed)
+}
+
+/// Remove lab containers that were created but never started by a process that has since
+/// died. A lab killed in the milliseconds between the engine's create and start calls leaves
+/// such a container: it has no process, so neither the tether nor the boot timer can act, and
+/// the engine's auto-remove only fires when a started container stops. Every boot runs this
+/// (one list call), so such a leftover lives only until the next target is booted.
+pub async fn sweep_stillborn(engine: &Engine) -> Result<usize, EngineError> {
+    let mut removed = 0;
+    for c in list_lab_containers(engine).await? {
+        if c.state == "created" && c.is_orphan() {
+            remove_container(engine.docker(), &c.id).await?;
+            removed += 1;
         }
     }
     Ok(removed)

@@ -138,6 +138,7 @@ impl Target {
     pub async fn boot(engine: &Engine, image: &ImageRef, opts: TargetOptions) -> Result<Target, TargetError> {
         let started = Instant::now();
         let docker = engine.docker();
+        reaper::sweep_stillborn(engine).await?;
         let name = format!("unitlab-{}-{}-{}", sanitize(&opts.purpose), image.suite, next_serial());
         let config = ContainerCreateBody {
             image: Some(image.id.clone()),
@@ -176,6 +177,10 @@ impl Target {
         }
         let deadline = started + opts.boot_deadline;
         target.wait_running(deadline).await?;
+        if opts.keep {
+            // A kept target has no tether; stand the image's dead man's timer down by hand.
+            target.write_file(reaper::TETHERED_MARKER, b"kept\n", 0o644).await?;
+        }
         target.boot_time = started.elapsed();
         let version = target.exec(&["systemctl", "--version"]).await?;
         target.systemd_version = version.stdout.lines().next().unwrap_or("").trim().to_string();
