@@ -11,6 +11,7 @@ pub mod image;
 pub mod progress;
 pub mod reaper;
 pub mod target;
+pub mod unit;
 
 pub use engine::{CgroupVersion, Engine, EngineError};
 pub use image::{ensure_image, ImageError, ImageRef, Suite};

@@ -90,3 +90,31 @@ async fn a_dropped_target_is_removed() {
         "a dropped target must be removed by the time drop returns, got {gone:?}"
     );
 }
+
+/// The argv escaping of `unit::exec_line` is checked against systemd itself: every argument
+/// must reach the program byte for byte.
+#[rstest]
+#[case::bookworm(Suite::Bookworm)]
+#[case::trixie(Suite::Trixie)]
+#[tokio::test]
+async fn exec_line_escaping_survives_systemds_parser(#[case] suite: Suite) {
+    let (_engine, target) = support::boot(suite, "escape-test").await;
+    let args = ["a b", "$HOME", "${X}", "100%", "%n", "it's", "say \"hi\"", "back\\slash", ";", "", "tab\there"];
+    let mut argv: Vec<String> = vec!["/usr/bin/printf".into(), "[%s]".into()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let unit = unitlab::unit::UnitFile {
+        service: vec![
+            unitlab::unit::Directive::new("Type", "oneshot"),
+            unitlab::unit::Directive::new("ExecStart", unitlab::unit::exec_line(&argv)),
+            unitlab::unit::Directive::new("StandardOutput", "file:/run/escape.out"),
+        ],
+        ..Default::default()
+    };
+    target.write_file("/etc/systemd/system/escape.service", unit.render().as_bytes(), 0o644).await.unwrap();
+    target.exec_ok(&["systemctl", "daemon-reload"]).await.unwrap();
+    let started = target.exec(&["systemctl", "start", "escape.service"]).await.unwrap();
+    assert!(started.success(), "unit:\n{}\n{}", unit.render(), started.stderr);
+    let out = target.exec_ok(&["cat", "/run/escape.out"]).await.unwrap();
+    let expected: String = args.iter().map(|a| format!("[{a}]")).collect();
+    assert_eq!(out.stdout, expected, "rendered: {}", unitlab::unit::exec_line(&argv));
+}
