@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use unitlab::doctor::{self, Status};
 use unitlab::progress::{Lines, Progress};
-use unitlab::{reaper, Engine, Suite, Target, TargetOptions};
+use unitlab::matrix::Table;
+use unitlab::{conformance, matrix_view, reaper, Engine, Suite, Target, TargetOptions};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
@@ -72,6 +73,21 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
         count: u32,
     },
+    /// Measure a documented table on real systemd: every cell as its own unit, all in one
+    /// target; documented and observed side by side. Exit 1 if a cell disagrees in a way not
+    /// covered by the reviewed deviations list.
+    Matrix {
+        #[arg(value_enum)]
+        table: TableArg,
+        /// Suites to measure on (default: bookworm).
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: MatrixFormat,
+        /// Keep the target afterwards for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Boot a target and run a command in it (or, on a terminal with no command, an
     /// interactive shell); the target is removed afterwards unless --keep.
     Shell {
@@ -83,6 +99,33 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TableArg {
+    /// The Restart= table of systemd.service(5): 7 options x 5 exit causes.
+    Restart,
+    /// The wrong-Type= table: 4 program behaviours x 4 configured types.
+    Type,
+    /// Both tables, measured together in one target.
+    All,
+}
+
+impl TableArg {
+    fn tables(self) -> Vec<Table> {
+        match self {
+            TableArg::Restart => vec![Table::Restart],
+            TableArg::Type => vec![Table::Type],
+            TableArg::All => vec![Table::Restart, Table::Type],
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MatrixFormat {
+    Human,
+    Json,
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -269,6 +312,39 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             println!("{} removed; {} lab container(s) left (owned by runs still in progress)", removed.len(), left);
             Ok(EXIT_OK)
         }
+        Command::Matrix { table, suite, format, keep } => {
+            let suites: Vec<Suite> = if suite.is_empty() { vec![Suite::Bookworm] } else { suite.into_iter().map(Suite::from).collect() };
+            let engine = Engine::connect().await?;
+            let progress = progress();
+            let mut all_expected = true;
+            let mut json_docs = Vec::new();
+            for suite in suites {
+                let image = unitlab::ensure_image(&engine, suite, false, progress.as_ref()).await?;
+                let run = conformance::run(&engine, &image, &table.tables(), keep, progress.as_ref()).await?;
+                all_expected &= run.cells.iter().all(|c| c.as_expected());
+                for t in table.tables() {
+                    match format {
+                        MatrixFormat::Human => println!("{}", matrix_view::human(&run, t)),
+                        MatrixFormat::Markdown => println!("{}", matrix_view::markdown(&run, t)),
+                        MatrixFormat::Json => json_docs.push(matrix_view::to_json(&run, t)),
+                    }
+                }
+                if format != MatrixFormat::Json {
+                    println!(
+                        "measured {} cells on {} in {:.1} s wall, boot included (boot {:.2} s)\n",
+                        run.cells.len(),
+                        run.systemd,
+                        run.elapsed_ms as f64 / 1000.0,
+                        run.boot_time_ms as f64 / 1000.0
+                    );
+                }
+            }
+            if format == MatrixFormat::Json {
+                let doc = if json_docs.len() == 1 { json_docs.remove(0) } else { serde_json::Value::Array(json_docs) };
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            }
+            Ok(if all_expected { EXIT_OK } else { EXIT_FAILED })
+        }
         Command::Shell { suite, keep, command } => shell(suite.into(), keep, command).await,
         Command::Boot { suite, keep, count } => {
             let engine = Engine::connect().await?;
@@ -349,5 +425,3 @@ fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-#[allow(dead_code)]
-const _EXIT_CODES: [i32; 2] = [EXIT_FAILED, EXIT_USAGE];

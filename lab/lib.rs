@@ -5,13 +5,20 @@
 //! talks to Docker; everything else is plain synchronous code.
 
 pub mod artifacts;
+pub mod conformance;
 pub mod doctor;
 pub mod engine;
 pub mod image;
+pub mod journal;
+pub mod matrix;
+pub mod matrix_view;
+pub mod observe;
+pub mod oracle;
 pub mod progress;
 pub mod reaper;
 pub mod target;
 pub mod unit;
+pub mod watch;
 
 pub use engine::{CgroupVersion, Engine, EngineError};
 pub use image::{ensure_image, ImageError, ImageRef, Suite};

@@ -1,0 +1,359 @@
+//! Running the conformance matrices: every cell of the requested tables as its own unit in ONE
+//! booted target, all started at once, each observed through one shared journal watcher, each
+//! judged against the documented table and the reviewed deviations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::Engine;
+use crate::image::ImageRef;
+use crate::journal;
+use crate::matrix::{self, CellPlan, Table};
+use crate::observe::{self, EventKind, Timeline};
+use crate::oracle::{self, CellKey, Deviation};
+use crate::progress::Progress;
+use crate::target::{parse_properties, Target, TargetError, TargetOptions};
+use crate::watch::Watcher;
+
+/// Ports of the cells' servers (inside the target, on loopback).
+const RESTART_BASE_PORT: u16 = 8100;
+const TYPE_BASE_PORT: u16 = 8200;
+/// Deadline for a cell's server to be started, or for a failure to show after its fault.
+const CELL_DEADLINE: Duration = Duration::from_secs(20);
+
+/// What was observed for one cell, and how it compares.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CellResult {
+    #[serde(skip)]
+    pub key: CellKey,
+    pub unit: String,
+    /// The documented value: "restart"/"no restart" or an outcome class.
+    pub documented: String,
+    /// The observed value, same vocabulary ("unclassified" if no class fits).
+    pub observed: String,
+    /// Observed equals documented.
+    pub agrees: bool,
+    /// The reviewed deviation for this cell and systemd version, if any.
+    #[serde(skip)]
+    pub deviation: Option<&'static Deviation>,
+    /// NRestarts at the end of the observation.
+    pub restarts: u32,
+    /// The Result of the failure (restart cells) or of the unit at the end (type cells).
+    pub result: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// For a disagreement: what systemd does instead and why (reviewed, or "unreviewed").
+    pub explanation: Option<String>,
+    /// Time from the fault (or the start) to the decisive event, if any.
+    pub decided_after_ms: Option<u64>,
+    pub timeline: Timeline,
+    /// The unit's systemd journal lines up to the decision, normalised (snapshot material).
+    pub journal: String,
+}
+
+impl CellResult {
+    /// The cell is as documented, or exactly as the reviewed deviation says.
+    pub fn as_expected(&self) -> bool {
+        match self.deviation {
+            Some(d) => self.observed == d.observed,
+            None => self.agrees,
+        }
+    }
+}
+
+/// A measured table (or two) on one target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MatrixRun {
+    pub suite: String,
+    pub systemd: String,
+    pub systemd_major: u32,
+    pub boot_time_ms: u64,
+    pub elapsed_ms: u64,
+    pub cells: Vec<CellResult>,
+}
+
+impl MatrixRun {
+    pub fn cells_of(&self, table: Table) -> impl Iterator<Item = &CellResult> {
+        self.cells.iter().filter(move |c| match (table, c.key) {
+            (Table::Restart, CellKey::Restart(..)) => true,
+            (Table::Type, CellKey::Type { .. }) => true,
+            _ => false,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConformanceError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+}
+
+/// Boot a target, install every cell of `tables`, observe them all concurrently, tear down.
+pub async fn run(
+    engine: &Engine,
+    image: &ImageRef,
+    tables: &[Table],
+    keep: bool,
+    progress: &dyn Progress,
+) -> Result<MatrixRun, ConformanceError> {
+    let started = Instant::now();
+    progress.step(&format!("booting a {} target", image.suite));
+    let target = Target::boot(engine, image, TargetOptions { keep, purpose: "matrix".into(), ..Default::default() }).await?;
+    progress.finish(&format!("{} running after {:.2} s", target.systemd_version(), target.boot_time().as_secs_f64()));
+    let result = run_on(&target, tables, progress).await;
+    if keep {
+        eprintln!("{}", target.enter_hint());
+    }
+    let boot_time = target.boot_time();
+    let systemd = target.systemd_version().to_string();
+    let major = target.systemd_major().unwrap_or(0);
+    target.teardown().await?;
+    let cells = result?;
+    Ok(MatrixRun {
+        suite: image.suite.name().to_string(),
+        systemd,
+        systemd_major: major,
+        boot_time_ms: boot_time.as_millis() as u64,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        cells,
+    })
+}
+
+/// Run the cells on an already booted target (its manager gets the matrix settings).
+pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) -> Result<Vec<CellResult>, ConformanceError> {
+    let mut plans = Vec::new();
+    if tables.contains(&Table::Restart) {
+        plans.extend(matrix::restart_cells(RESTART_BASE_PORT));
+    }
+    if tables.contains(&Table::Type) {
+        plans.extend(matrix::type_cells(TYPE_BASE_PORT));
+    }
+    progress.step(&format!("installing {} cell units (DefaultTimeoutStartSec compressed to {:?})", plans.len(), matrix::COMPRESSED_START_TIMEOUT));
+    target.configure_manager(&matrix::manager_settings()).await?;
+    let files: Vec<(String, Vec<u8>, u32)> = plans
+        .iter()
+        .map(|p| (format!("/etc/systemd/system/{}", p.unit_name), p.unit.render().into_bytes(), 0o644))
+        .collect();
+    target.write_files(&files).await?;
+    target.exec_ok(&["systemctl", "daemon-reload"]).await?;
+    progress.finish(&format!("{} cell units installed", plans.len()));
+
+    let origin = observe::monotonic_now_usec();
+    let watcher = Arc::new(Watcher::start(target, origin, |u| u.starts_with("ul-")).await?);
+    progress.step(&format!("observing {} cells", plans.len()));
+    let mut start = vec!["systemctl", "start", "--no-block"];
+    start.extend(plans.iter().map(|p| p.unit_name.as_str()));
+    let start_time = Instant::now();
+    target.exec_ok(&start).await?;
+    for p in &plans {
+        watcher.note(&p.unit_name, "systemctl start");
+    }
+    let major = target.systemd_major().unwrap_or(0);
+    let restart_plans: Vec<&CellPlan> = plans.iter().filter(|p| p.table() == Table::Restart).collect();
+    let type_plans: Vec<&CellPlan> = plans.iter().filter(|p| p.table() == Table::Type).collect();
+    let restart_futs = restart_plans.iter().map(|p| observe_restart_cell(target, &watcher, p, major));
+    let type_fut = observe_type_cells(target, &watcher, &type_plans, start_time, major);
+    let (restart_results, type_results) = tokio::join!(futures_util::future::join_all(restart_futs), type_fut);
+    let mut results = Vec::new();
+    for r in restart_results {
+        results.push(r?);
+    }
+    results.extend(type_results?);
+    progress.finish(&format!("{} cells observed", results.len()));
+    Ok(results)
+}
+
+/// POST a fault to a cell's buggy server from inside the target.
+async fn inject(target: &Target, port: u16, query: &str) -> Result<(), TargetError> {
+    let url = format!("http://127.0.0.1:{port}/control/fault?{query}");
+    target.exec_ok(&["curl", "-fsS", "-m", "5", "-X", "POST", &url]).await.map(|_| ())
+}
+
+fn is_result(k: &EventKind) -> bool {
+    matches!(k, EventKind::Failed { .. } | EventKind::Deactivated)
+}
+
+async fn observe_restart_cell(target: &Target, watcher: &Watcher, plan: &CellPlan, major: u32) -> Result<CellResult, ConformanceError> {
+    let unit = plan.unit_name.as_str();
+    let mut fault_at = None;
+    let mut notes = Vec::new();
+    let mut from = 0;
+    if let Some(fault) = &plan.fault {
+        match watcher.wait_for(unit, 0, CELL_DEADLINE, |k| matches!(k, EventKind::Started)).await {
+            Some((i, _)) => {
+                from = i + 1;
+                inject(target, plan.port, fault.query).await?;
+                watcher.note(unit, format!("fault: {}", fault.describe));
+                fault_at = Some(watcher.timeline(unit).events.last().map(|e| e.at).unwrap_or_default());
+            }
+            None => notes.push(format!("the server was not started within {CELL_DEADLINE:?}")),
+        }
+    }
+    let failure = watcher.wait_for(unit, from, CELL_DEADLINE, is_result).await;
+    let mut decided = None;
+    let mut cut = None;
+    if let Some((fi, fe)) = &failure {
+        let restart = watcher.wait_for(unit, fi + 1, matrix::no_restart_window(), |k| matches!(k, EventKind::RestartScheduled { .. })).await;
+        match restart {
+            Some((ri, re)) => {
+                decided = Some(re.at);
+                // Follow the restart to its next start so the journal shows it happen.
+                cut = watcher.wait_for(unit, ri + 1, CELL_DEADLINE, |k| matches!(k, EventKind::Starting)).await.map(|(i, _)| i);
+                if cut.is_none() {
+                    notes.push("a restart was scheduled but no new start followed".into());
+                    cut = Some(ri);
+                }
+            }
+            None => decided = Some(fe.at),
+        }
+    } else {
+        notes.push(format!("no failure or deactivation within {CELL_DEADLINE:?}"));
+    }
+    let props = target.unit_properties(unit, &["ActiveState", "SubState", "Result", "NRestarts"]).await?;
+    let restarts: u32 = props.get("NRestarts").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let timeline = watcher.timeline(unit);
+    let failure_result = failure
+        .as_ref()
+        .and_then(|(_, e)| match &e.kind {
+            EventKind::Failed { result } => Some(result.clone()),
+            EventKind::Deactivated => Some("success".into()),
+            _ => None,
+        })
+        .unwrap_or_else(|| props.get("Result").cloned().unwrap_or_default());
+    let observed = if failure.is_none() { "unobserved".to_string() } else { matrix::restart_word(restarts >= 1).to_string() };
+    let origin = fault_at.unwrap_or_default();
+    Ok(finish_cell(
+        plan,
+        major,
+        observed,
+        restarts,
+        failure_result,
+        &props,
+        decided.map(|d| d.saturating_sub(origin)),
+        timeline,
+        journal_upto(watcher, unit, cut),
+        notes,
+    ))
+}
+
+async fn observe_type_cells(
+    target: &Target,
+    watcher: &Watcher,
+    plans: &[&CellPlan],
+    start_time: Instant,
+    major: u32,
+) -> Result<Vec<CellResult>, ConformanceError> {
+    if plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The "nothing more happens" window, derived from the (compressed) start timeout: after it
+    // no start timeout can still fire, so a cell still activating is activating forever.
+    tokio::time::sleep_until((start_time + matrix::type_window()).into()).await;
+    let mut show = vec!["systemctl", "show", "--property", "Id,ActiveState,SubState,Result,NRestarts"];
+    show.extend(plans.iter().map(|p| p.unit_name.as_str()));
+    let out = target.exec_ok(&show).await?;
+    let props: HashMap<String, std::collections::BTreeMap<String, String>> = out
+        .stdout
+        .split("\n\n")
+        .map(parse_properties)
+        .filter_map(|p| Some((p.get("Id")?.clone(), p)))
+        .collect();
+    let ps = target.exec_ok(&["ps", "-eo", "args="]).await?.stdout;
+    let mut results = Vec::new();
+    for plan in plans {
+        let p = props.get(&plan.unit_name).cloned().unwrap_or_default();
+        let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+        let listen = format!("--listen 127.0.0.1:{} ", plan.port);
+        let leftovers = ps.lines().filter(|l| format!("{l} ").contains(&listen)).count();
+        let (observed, mut notes) = match matrix::classify_type(&get("ActiveState"), &get("SubState"), &get("Result"), leftovers) {
+            Ok(o) => (o.name().to_string(), Vec::new()),
+            Err(why) => ("unclassified".to_string(), vec![why]),
+        };
+        if leftovers > 0 && get("ActiveState") != "active" && get("ActiveState") != "activating" {
+            notes.push(format!("{leftovers} process(es) of the cell still run"));
+        }
+        let timeline = watcher.timeline(&plan.unit_name);
+        let decided = timeline.events.iter().rev().find(|e| !matches!(e.kind, EventKind::Output { .. } | EventKind::Lab { .. })).map(|e| e.at);
+        results.push(finish_cell(
+            plan,
+            major,
+            observed,
+            get("NRestarts").parse().unwrap_or(0),
+            get("Result"),
+            &p,
+            decided,
+            timeline,
+            journal_upto(watcher, &plan.unit_name, None),
+            notes,
+        ));
+    }
+    Ok(results)
+}
+
+/// The unit's manager lines (PID 1) up to timeline index `cut` (inclusive), normalised. Only
+/// systemd's own lines: the service's output interleaves with them in an order that varies
+/// from run to run, which a snapshot must not.
+fn journal_upto(watcher: &Watcher, unit: &str, cut: Option<usize>) -> String {
+    let kept: Vec<_> = watcher
+        .entries(unit)
+        .into_iter()
+        .filter(|(i, _)| cut.is_none_or(|c| *i <= c))
+        .map(|(_, e)| e)
+        .filter(|e| {
+            let from_pid1 = e.get("_PID").and_then(|p| p.as_str()) == Some("1");
+            let resources = e.get("MESSAGE_ID").and_then(|p| p.as_str()) == Some(observe::message_id::UNIT_RESOURCES);
+            from_pid1 && !resources
+        })
+        .collect();
+    journal::normalise(&kept)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_cell(
+    plan: &CellPlan,
+    major: u32,
+    observed: String,
+    restarts: u32,
+    result: String,
+    props: &std::collections::BTreeMap<String, String>,
+    decided: Option<Duration>,
+    timeline: Timeline,
+    journal: String,
+    notes: Vec<String>,
+) -> CellResult {
+    let documented = matrix::documented_value(plan.key);
+    let agrees = documented == observed;
+    let deviation = oracle::deviation(plan.key, major);
+    let explanation = if agrees {
+        None
+    } else {
+        Some(match deviation {
+            Some(d) if d.observed == observed => d.explanation.to_string(),
+            Some(d) => format!(
+                "UNREVIEWED: observed {observed}, but the reviewed deviation for systemd {}..{} says {}. {}",
+                d.systemd.0,
+                d.systemd.1,
+                d.observed,
+                notes.join("; ")
+            ),
+            None => format!("UNREVIEWED: no reviewed deviation covers this cell on systemd {major}. {}", notes.join("; ")),
+        })
+    };
+    CellResult {
+        key: plan.key,
+        unit: plan.unit_name.clone(),
+        documented,
+        observed,
+        agrees,
+        deviation,
+        restarts,
+        result,
+        active_state: props.get("ActiveState").cloned().unwrap_or_default(),
+        sub_state: props.get("SubState").cloned().unwrap_or_default(),
+        explanation,
+        decided_after_ms: decided.map(|d| d.as_millis() as u64),
+        timeline,
+        journal,
+    }
+}

@@ -1,0 +1,102 @@
+//! Journal normalisation for snapshots: one redaction layer, so that repeated runs give
+//! byte-identical text. Redacted: PIDs (also inside message text), "Consumed ..." resource
+//! figures, hex ids (invocation, boot, machine), and any timestamp; the journal's own time,
+//! cursor, hostname and id fields are never printed in the first place.
+
+use crate::target::JournalEntry;
+
+/// Render entries as `IDENTIFIER: MESSAGE` lines, redacted.
+pub fn normalise(entries: &[JournalEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let Some(message) = e.get("MESSAGE").and_then(|m| m.as_str()) else { continue };
+        let ident = e.get("SYSLOG_IDENTIFIER").and_then(|m| m.as_str()).unwrap_or("?");
+        out.push_str(&redact_identifier(ident));
+        out.push_str(": ");
+        out.push_str(&redact(message));
+        out.push('\n');
+    }
+    out
+}
+
+fn redact_identifier(ident: &str) -> String {
+    // Identifiers like "buggy-server[123]" never appear here (the PID is a separate field),
+    // but scripts may name themselves with one.
+    redact(ident)
+}
+
+/// Redact the volatile parts of one message.
+pub fn redact(message: &str) -> String {
+    if let Some(pos) = message.find("Consumed ") {
+        // "x.service: Consumed 12ms CPU time, 1.2M memory peak." -> figures vary run to run.
+        return format!("{}Consumed [resources].", &message[..pos]);
+    }
+    let mut out = String::with_capacity(message.len());
+    let words: Vec<&str> = message.split(' ').collect();
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let prev = if i > 0 { words[i - 1].to_ascii_lowercase() } else { String::new() };
+        out.push_str(&redact_word(word, &prev));
+    }
+    out
+}
+
+fn redact_word(word: &str, prev: &str) -> String {
+    let core = word.trim_end_matches(['.', ',', ';', ':', ')', '!']);
+    let tail = &word[core.len()..];
+    // "process 1234", "pid 1234", "PID 1234", "daemon 1234": the number is a PID.
+    let after_pid_word = matches!(prev.trim_end_matches(['(', ',']), "process" | "pid" | "pid=" | "daemon" | "parent" | "child" | "mainpid");
+    if after_pid_word && !core.is_empty() && core.chars().all(|c| c.is_ascii_digit()) {
+        return format!("[PID]{tail}");
+    }
+    // "pid=1234", "MAINPID=1234", "pid 1234)" variants glued with '='.
+    if let Some((k, v)) = core.split_once('=') {
+        let lk = k.to_ascii_lowercase();
+        if (lk.ends_with("pid")) && !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+            return format!("{k}=[PID]{tail}");
+        }
+    }
+    // "name[1234]" as written by scripts.
+    if let Some(open) = core.find('[') {
+        let inner = &core[open + 1..core.len().saturating_sub(1)];
+        if core.ends_with(']') && !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit()) {
+            return format!("{}[PID]{tail}", &core[..open]);
+        }
+    }
+    // 32-hex ids (invocation, boot, machine ids).
+    if core.len() == 32 && core.chars().all(|c| c.is_ascii_hexdigit()) {
+        return format!("[ID]{tail}");
+    }
+    word.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_resources_and_ids_are_redacted() {
+        assert_eq!(redact("Killing process 1234 (buggy-server) with signal SIGABRT."), "Killing process [PID] (buggy-server) with signal SIGABRT.");
+        assert_eq!(redact("x.service: Consumed 12ms CPU time, 1.2M memory peak."), "x.service: Consumed [resources].");
+        assert_eq!(redact("starting: pid 77, shape foreground"), "starting: pid [PID], shape foreground");
+        assert_eq!(redact("READY=1 MAINPID=4242 sent"), "READY=1 MAINPID=[PID] sent");
+        assert_eq!(redact("invocation 0123456789abcdef0123456789abcdef"), "invocation [ID]");
+        assert_eq!(redact("parent 12 exiting: daemon 13 is listening"), "parent [PID] exiting: daemon [PID] is listening");
+    }
+
+    #[test]
+    fn stable_text_is_untouched() {
+        let s = "x.service: Scheduled restart job, restart counter is at 1.";
+        assert_eq!(redact(s), s);
+        assert_eq!(redact("Watchdog timeout (limit 1s)!"), "Watchdog timeout (limit 1s)!");
+        assert_eq!(redact("Main process exited, code=exited, status=3/NOTIMPLEMENTED"), "Main process exited, code=exited, status=3/NOTIMPLEMENTED");
+    }
+
+    #[test]
+    fn entries_render_as_identifier_and_message() {
+        let e: JournalEntry = serde_json::from_str(r#"{"SYSLOG_IDENTIFIER":"systemd","MESSAGE":"Started x.","_PID":"1","__CURSOR":"s=1"}"#).unwrap();
+        assert_eq!(normalise(&[e]), "systemd: Started x.\n");
+    }
+}
