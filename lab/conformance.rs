@@ -183,9 +183,11 @@ async fn observe_restart_cell(target: &Target, watcher: &Watcher, plan: &CellPla
         match watcher.wait_for(unit, 0, CELL_DEADLINE, |k| matches!(k, EventKind::Started)).await {
             Some((i, _)) => {
                 from = i + 1;
-                inject(target, plan.port, fault.query).await?;
+                // Stamped before the request: with dozens of cells the exec itself can take a
+                // good part of a second, and the server may act on the fault before it returns.
                 watcher.note(unit, format!("fault: {}", fault.describe));
                 fault_at = Some(watcher.timeline(unit).events.last().map(|e| e.at).unwrap_or_default());
+                inject(target, plan.port, fault.query).await?;
             }
             None => notes.push(format!("the server was not started within {CELL_DEADLINE:?}")),
         }
@@ -274,7 +276,7 @@ async fn observe_type_cells(
             notes.push(format!("{leftovers} process(es) of the cell still run"));
         }
         let timeline = watcher.timeline(&plan.unit_name);
-        let decided = timeline.events.iter().rev().find(|e| !matches!(e.kind, EventKind::Output { .. } | EventKind::Lab { .. })).map(|e| e.at);
+        let decided = timeline.events.iter().rev().find(|e| !matches!(e.kind, EventKind::Output | EventKind::Lab { .. })).map(|e| e.at);
         results.push(finish_cell(
             plan,
             major,

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod oracle;
 pub mod progress;
 pub mod reaper;
+pub mod scenario;
 pub mod target;
 pub mod unit;
 pub mod watch;

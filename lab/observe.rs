@@ -61,10 +61,10 @@ pub enum EventKind {
     StartTimeout,
     /// "Start request repeated too quickly."
     StartLimitHit,
-    /// A line the service itself wrote (stdout/stderr).
-    Output { text: String },
+    /// A line the service itself wrote (stdout/stderr); the text is the event's message.
+    Output,
     /// Any other message about the unit from systemd.
-    Manager { text: String },
+    Manager,
     /// Something the lab did (a fault, a signal, a command).
     Lab { action: String },
 }
@@ -111,7 +111,7 @@ pub fn classify(entry: &JournalEntry) -> Option<EventKind> {
     let message = field(entry, "MESSAGE")?;
     let from_pid1 = field(entry, "_PID") == Some("1");
     if !from_pid1 {
-        return Some(EventKind::Output { text: message.to_string() });
+        return Some(EventKind::Output);
     }
     use message_id as id;
     let kind = match field(entry, "MESSAGE_ID") {
@@ -136,7 +136,7 @@ pub fn classify(entry: &JournalEntry) -> Option<EventKind> {
         _ if message.contains("Start request repeated too quickly") => EventKind::StartLimitHit,
         // 252 logs "Main process exited" without the catalog id on some paths.
         _ if message.starts_with("Main process exited") => parse_main_exit(message),
-        _ => EventKind::Manager { text: message.to_string() },
+        _ => EventKind::Manager,
     };
     Some(kind)
 }
@@ -248,7 +248,7 @@ mod tests {
         let m = entry(&[("_PID", "1"), ("MESSAGE", "a.service: Main process exited, code=killed, status=9/KILL")]);
         assert_eq!(classify(&m), Some(EventKind::MainExited { code: "killed".into(), status: "9/KILL".into() }));
         let o = entry(&[("_PID", "42"), ("_SYSTEMD_UNIT", "a.service"), ("MESSAGE", "buggy-server: listening")]);
-        assert_eq!(classify(&o), Some(EventKind::Output { text: "buggy-server: listening".into() }));
+        assert_eq!(classify(&o), Some(EventKind::Output));
         assert_eq!(entry_unit(&o), Some("a.service"));
     }
 
