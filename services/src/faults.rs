@@ -382,34 +382,17 @@ fn close_listener(shared: &Shared) {
 }
 
 /// Opens /dev/null until open() fails (EMFILE under LimitNOFILE=), keeping every fd,
-/// and turns on the leak that takes every fd freed later.
+/// and turns on the leak that keeps every fd freed later.
 ///
-/// A thread blocked in accept() has already reserved its fd slot in the kernel, so a
-/// plain exhaustion still lets one more connection in, and each connection closed frees
-/// a slot that the next accept() reserves again: the server would limp on, one connection
-/// at a time. To make "can no longer accept" true, a socket opened before the exhaustion
-/// connects to ourselves afterwards, which uses up the pending accept()'s reservation, and
-/// the accept loop sweeps up freed fds (`leak_free_fds`) before each retry.
+/// A thread blocked in accept() has already reserved its fd slot in the kernel, and each
+/// connection closed frees a slot the next accept() reserves again: a one-off exhaustion
+/// would let the server limp on, one connection at a time. So the accept loop sweeps up
+/// freed fds (`leak_free_fds`) before each accept() and leaks, unanswered, any connection
+/// it still manages to accept (see http::serve).
 fn exhaust_fds(shared: &Shared) {
-    let poke = shared.bound.get().map(|a| crate::http::self_address(*a)).and_then(|addr| {
-        let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-        // SAFETY: a fresh socket fd, owned (and deliberately leaked) by this function.
-        let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        (fd >= 0).then_some((fd, addr))
-    });
-    let opened = leak_free_fds();
+    let (opened, error) = leak_free_fds();
     shared.fd_leak.store(true, Ordering::SeqCst);
-    event!("exhaust-fds: opened {} more file descriptors, then: {}", opened.0, opened.1);
-    if let Some((fd, addr)) = poke {
-        let (storage, len) = sockaddr(addr);
-        // SAFETY: connect/shutdown on our own socket with a correctly sized address.
-        unsafe {
-            libc::connect(fd, &storage as *const _ as *const libc::sockaddr, len);
-            // EOF for the handler that accepts it, so it finishes at once; its fd is then
-            // swept up by the accept loop.
-            libc::shutdown(fd, libc::SHUT_WR);
-        }
-    }
+    event!("exhaust-fds: opened {opened} more file descriptors, then: {error}");
 }
 
 /// Opens /dev/null until it fails; returns how many it opened and the error.
@@ -422,28 +405,6 @@ pub fn leak_free_fds() -> (u64, std::io::Error) {
                 opened += 1;
             }
             Err(e) => return (opened, e),
-        }
-    }
-}
-
-fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data, valid when zeroed, and large enough for
-    // both address families written into it below.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        std::net::SocketAddr::V4(a) => {
-            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr { s_addr: u32::from(*a.ip()).to_be() };
-            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
-        }
-        std::net::SocketAddr::V6(a) => {
-            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
-            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
     }
 }

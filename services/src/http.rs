@@ -69,10 +69,25 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
             event!("accept loop hung");
             block_forever();
         }
+        if shared.fd_leak.load(Ordering::SeqCst) {
+            // The leak of exhaust-fds takes every fd freed since the last round, right
+            // before accept() would reserve one (see faults::exhaust_fds).
+            let (taken, _) = faults::leak_free_fds();
+            if taken > 0 {
+                event!("exhaust-fds: took {taken} freed file descriptors");
+            }
+        }
         match listener.accept() {
             Ok((stream, _peer)) => {
                 if shared.listener_fd.load(Ordering::SeqCst) < 0 {
                     break;
+                }
+                if shared.fd_leak.load(Ordering::SeqCst) {
+                    // A freed fd let this one in; the leak keeps it, unanswered, like the
+                    // rest (a handler closing it would free the fd for the next accept).
+                    event!("exhaust-fds: leaked an accepted connection");
+                    std::mem::forget(stream);
+                    continue;
                 }
                 if shared.hang_accept.load(Ordering::SeqCst) {
                     event!("accept loop hung (holding a just-accepted connection)");
@@ -96,12 +111,6 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     last_emfile_log = Some(Instant::now());
                 }
                 std::thread::sleep(Duration::from_millis(50));
-                if shared.fd_leak.load(Ordering::SeqCst) {
-                    let (taken, _) = faults::leak_free_fds();
-                    if taken > 0 {
-                        event!("exhaust-fds: took {taken} freed file descriptors");
-                    }
-                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED) => {}
             Err(e) => {

@@ -150,7 +150,7 @@ fn exhaust_fds_makes_accept_fail_with_emfile() {
     // Connections land in the backlog; accept() cannot take them, not even the first
     // (whose fd slot a blocked accept() had reserved) nor after one closes.
     for _ in 0..3 {
-        assert_no_answer(addr, "/", Duration::from_millis(300));
+        s.assert_no_answer(addr, "/", Duration::from_millis(300));
     }
     s.wait_line("accept failed: Too many open files");
     // sd_notify needs a fresh socket per message, so even the naive pinger fails.

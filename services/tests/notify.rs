@@ -48,8 +48,7 @@ fn ready_before_listen_is_sent_while_connections_are_still_refused() {
 fn ready_delayed_comes_the_delay_after_listening_while_http_already_answers() {
     let mut n = NotifySocket::new();
     let mut s = spawn(Opts::args(&["--listen", LOCAL0, "--ready", "delayed", "--ready-delay", "700ms"]).notify(&n));
-    let addr = s.wait_listening();
-    let listened_at = s.stderr.all.last().unwrap().at;
+    let (addr, listened_at) = s.wait_listening_at();
     assert_eq!(get(addr, "/healthz"), (200, "ok\n".to_string()));
     assert!(n.protocol().is_empty(), "READY=1 too early: {:?}", n.protocol());
     let ready = n.msgs.wait_for(DEADLINE, |t| t == "READY=1");

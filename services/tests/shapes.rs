@@ -72,8 +72,7 @@ fn foreground_writes_a_pid_file_too() {
 #[test]
 fn oneshot_serves_for_its_work_time_then_exits_with_the_code() {
     let mut s = spawn(Opts::args(&["--shape", "oneshot", "--work", "400ms", "--exit-code", "4", "--listen", "127.0.0.1:0"]));
-    let addr = s.wait_listening();
-    let listening = s.stderr.all.last().unwrap().at;
+    let (addr, listening) = s.wait_listening_at();
     assert_eq!(get(addr, "/").0, 200);
     assert_eq!(s.wait_exit().code(), Some(4));
     let done = s.wait_line("oneshot work done after 400ms, exiting with code 4").at;
@@ -89,7 +88,7 @@ fn oneshot_defaults_to_no_work_and_exit_0() {
 fn usage_error(args: &[&str], needles: &[&str]) {
     let mut s = spawn(Opts::args(args));
     assert_eq!(s.wait_exit().code(), Some(2), "{args:?}");
-    let text = s.stderr.texts().join("\n");
+    let text = s.stderr.read_to_end().join("\n");
     for needle in needles {
         assert!(text.contains(needle), "{args:?}: {needle:?} not in:\n{text}");
     }

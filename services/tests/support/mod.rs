@@ -90,6 +90,21 @@ impl Follower {
         out
     }
 
+    /// Everything until the writer closed its end (for stderr: the process and all
+    /// its children are gone), within DEADLINE.
+    pub fn read_to_end(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(s) => self.all.push(s),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("{} stream still open after {DEADLINE:?}", self.what),
+            }
+        }
+        self.all.iter().map(|s| s.text.clone()).collect()
+    }
+
     /// Moves the cursor past everything that has arrived, so later waits see only new messages.
     pub fn skip_seen(&mut self) {
         self.drain();
@@ -265,8 +280,13 @@ impl Server {
 
     /// Waits for "listening on ADDR" and returns ADDR.
     pub fn wait_listening(&mut self) -> SocketAddr {
-        let line = self.wait_line("buggy-server: listening on ").text;
-        line.rsplit(' ').next().unwrap().parse().expect("address in the listening line")
+        self.wait_listening_at().0
+    }
+
+    /// The address and when the line was read.
+    pub fn wait_listening_at(&mut self) -> (SocketAddr, Instant) {
+        let seen = self.wait_line("buggy-server: listening on ");
+        (seen.text.rsplit(' ').next().unwrap().parse().expect("address in the listening line"), seen.at)
     }
 
     pub fn wait_exit(&mut self) -> ExitStatus {
@@ -280,6 +300,18 @@ impl Server {
                 panic!("server did not exit within {DEADLINE:?}; stderr:\n{}", self.stderr.dump());
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Like the free function, with the server's stderr in the failure message.
+    pub fn assert_no_answer(&mut self, addr: SocketAddr, path: &str, window: Duration) {
+        match request(addr, "GET", path, window) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            other => {
+                std::thread::sleep(Duration::from_millis(100));
+                self.stderr.drain();
+                panic!("GET {path} should hang, got {other:?}; stderr:\n{}", self.stderr.dump())
+            }
         }
     }
 
