@@ -30,7 +30,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 /// milliseconds.
 pub fn show(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
