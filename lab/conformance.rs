@@ -152,9 +152,14 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
     let major = target.systemd_major().unwrap_or(0);
     let restart_plans: Vec<&CellPlan> = plans.iter().filter(|p| p.table() == Table::Restart).collect();
     let type_plans: Vec<&CellPlan> = plans.iter().filter(|p| p.table() == Table::Type).collect();
-    let restart_futs = restart_plans.iter().map(|p| observe_restart_cell(target, &watcher, p, major));
     let type_fut = observe_type_cells(target, &watcher, &type_plans, start_time, major);
-    let (restart_results, type_results) = tokio::join!(futures_util::future::join_all(restart_futs), type_fut);
+    let restart_fut = async {
+        let faulted = inject_faults(target, &watcher, &restart_plans).await?;
+        let futs = restart_plans.iter().map(|p| observe_restart_cell(target, &watcher, p, major, faulted.get(&p.unit_name)));
+        Ok::<_, ConformanceError>(futures_util::future::join_all(futs).await)
+    };
+    let (restart_results, type_results) = tokio::join!(restart_fut, type_fut);
+    let restart_results = restart_results?;
     let mut results = Vec::new();
     for r in restart_results {
         results.push(r?);
@@ -164,35 +169,69 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
     Ok(results)
 }
 
-/// POST a fault to a cell's buggy server from inside the target.
-async fn inject(target: &Target, port: u16, query: &str) -> Result<(), TargetError> {
-    let url = format!("http://127.0.0.1:{port}/control/fault?{query}");
-    target.exec_ok(&["curl", "-fsS", "-m", "5", "-X", "POST", &url]).await.map(|_| ())
+/// Wait until every faulted cell's server is up, then POST all faults in ONE exec (curl in
+/// parallel, inside the target, on loopback): one exec per cell would queue dozens of execs
+/// on the engine and smear the injections over most of a second. Returns, per unit, the
+/// timeline index after its first start, or why the cell could not be faulted.
+async fn inject_faults(target: &Target, watcher: &Watcher, plans: &[&CellPlan]) -> Result<HashMap<String, Result<usize, String>>, TargetError> {
+    let waits = plans.iter().filter(|p| p.fault.is_some()).map(|p| async move {
+        let started = watcher.wait_for(&p.unit_name, 0, CELL_DEADLINE, |k| matches!(k, EventKind::Started)).await;
+        (*p, started.map(|(i, _)| i + 1).ok_or_else(|| format!("the server was not started within {CELL_DEADLINE:?}")))
+    });
+    let ready = futures_util::future::join_all(waits).await;
+    let mut script = String::from("set -u\n");
+    for (plan, up) in &ready {
+        if let (Ok(_), Some(fault)) = (up, &plan.fault) {
+            script.push_str(&format!(
+                "curl -fsS -m 5 -o /dev/null -X POST 'http://127.0.0.1:{}/control/fault?{}' || echo 'fault for {} not accepted' >&2 &\n",
+                plan.port, fault.query, plan.unit_name
+            ));
+            // Stamped before the request; the server's own "fault ... injected" line gives the
+            // exact moment, which is what the timings use.
+            watcher.note(&plan.unit_name, format!("fault: {}", fault.describe));
+        }
+    }
+    script.push_str("wait\n");
+    let out = target.exec(&["sh", "-c", &script]).await?;
+    let mut result: HashMap<String, Result<usize, String>> = ready.into_iter().map(|(p, r)| (p.unit_name.clone(), r)).collect();
+    for line in out.stderr.lines() {
+        if let Some(unit) = line.strip_prefix("fault for ").and_then(|l| l.strip_suffix(" not accepted")) {
+            result.insert(unit.to_string(), Err(format!("the control endpoint refused the fault: {}", out.stderr.trim())));
+        }
+    }
+    Ok(result)
+}
+
+/// When the fault really happened: the server's own "fault ... injected" line, else the
+/// lab's note.
+pub fn fault_time(timeline: &Timeline) -> Option<Duration> {
+    let note = timeline.events.iter().position(|e| matches!(&e.kind, EventKind::Lab { action } if action.starts_with("fault")))?;
+    let injected = timeline.events.iter().find(|e| matches!(e.kind, EventKind::Output) && e.message.contains("fault ") && e.message.contains(" injected"));
+    Some(injected.map(|e| e.at).unwrap_or(timeline.events[note].at))
 }
 
 fn is_result(k: &EventKind) -> bool {
     matches!(k, EventKind::Failed { .. } | EventKind::Deactivated)
 }
 
-async fn observe_restart_cell(target: &Target, watcher: &Watcher, plan: &CellPlan, major: u32) -> Result<CellResult, ConformanceError> {
+async fn observe_restart_cell(
+    target: &Target,
+    watcher: &Watcher,
+    plan: &CellPlan,
+    major: u32,
+    faulted: Option<&Result<usize, String>>,
+) -> Result<CellResult, ConformanceError> {
     let unit = plan.unit_name.as_str();
-    let mut fault_at = None;
     let mut notes = Vec::new();
-    let mut from = 0;
-    if let Some(fault) = &plan.fault {
-        match watcher.wait_for(unit, 0, CELL_DEADLINE, |k| matches!(k, EventKind::Started)).await {
-            Some((i, _)) => {
-                from = i + 1;
-                // Stamped before the request: with dozens of cells the exec itself can take a
-                // good part of a second, and the server may act on the fault before it returns.
-                watcher.note(unit, format!("fault: {}", fault.describe));
-                fault_at = Some(watcher.timeline(unit).events.last().map(|e| e.at).unwrap_or_default());
-                inject(target, plan.port, fault.query).await?;
-            }
-            None => notes.push(format!("the server was not started within {CELL_DEADLINE:?}")),
+    let from = match faulted {
+        Some(Ok(i)) => *i,
+        Some(Err(why)) => {
+            notes.push(why.clone());
+            usize::MAX
         }
-    }
-    let failure = watcher.wait_for(unit, from, CELL_DEADLINE, is_result).await;
+        None => 0,
+    };
+    let failure = if from == usize::MAX { None } else { watcher.wait_for(unit, from, CELL_DEADLINE, is_result).await };
     let mut decided = None;
     let mut cut = None;
     if let Some((fi, fe)) = &failure {
@@ -215,6 +254,7 @@ async fn observe_restart_cell(target: &Target, watcher: &Watcher, plan: &CellPla
     let props = target.unit_properties(unit, &["ActiveState", "SubState", "Result", "NRestarts"]).await?;
     let restarts: u32 = props.get("NRestarts").and_then(|n| n.parse().ok()).unwrap_or(0);
     let timeline = watcher.timeline(unit);
+    let fault_at = fault_time(&timeline);
     let failure_result = failure
         .as_ref()
         .and_then(|(_, e)| match &e.kind {

@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod conformance;
+pub mod demo;
 pub mod doctor;
 pub mod engine;
 pub mod image;

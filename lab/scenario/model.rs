@@ -377,7 +377,6 @@ macro_rules! word_enum {
         }
     };
 }
-pub(crate) use word_enum;
 
 word_enum! {
     /// buggy-server's `hang` parts.

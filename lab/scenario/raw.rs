@@ -139,7 +139,7 @@ impl<'de> Deserialize<'de> for Section {
 }
 
 /// One `[[units]]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUnit {
     pub name: Spanned<String>,
@@ -153,7 +153,7 @@ pub struct RawUnit {
 }
 
 /// One `[[files]]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     pub path: Spanned<String>,
@@ -167,14 +167,15 @@ pub struct RawFile {
 macro_rules! raw_step {
     ($($field:ident $key:literal : $ty:ty),+ $(,)?) => {
         /// One `[[steps]]` entry: the union of all step kinds' keys.
-        #[derive(Debug, Default, Deserialize)]
+        #[derive(Debug, Default, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct RawStep {
             $(#[serde(rename = $key, default)] pub $field: Option<Spanned<$ty>>,)+
         }
 
         impl RawStep {
-            /// Every key a step may have, as written in TOML.
+            /// Every key a step may have, as written in TOML (validate checks its table against it).
+            #[allow(dead_code)]
             pub const KEYS: &'static [&'static str] = &[$($key),+];
 
             /// The keys written in this step, with their value spans, in file order.
@@ -234,6 +235,11 @@ pub struct RawScenario {
     pub files: Vec<(Range<usize>, RawFile)>,
     pub units: Vec<(Range<usize>, RawUnit)>,
     pub steps: Vec<(Range<usize>, RawStep)>,
+    /// Every `name` string written in a `[[units]]` table, also of entries that failed to
+    /// deserialise.
+    pub unit_names: Vec<String>,
+    /// How many `[[steps]]` entries were written, also those that failed to deserialise.
+    pub steps_written: usize,
     /// The span of the `steps` key's value, when written (also when it was an empty array).
     pub steps_span: Option<Range<usize>>,
 }
@@ -277,9 +283,25 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
             "allow_invalid_values" => raw.allow_invalid_values = one(map, value, &mut diags),
             "manager" => raw.manager = one(map, value, &mut diags),
             "files" => raw.files = each(map, "files", value, &mut diags),
-            "units" => raw.units = each(map, "units", value, &mut diags),
+            "units" => {
+                if let DeValue::Array(items) = value.get_ref() {
+                    for item in items {
+                        if let DeValue::Table(t) = item.get_ref() {
+                            if let Some((_, name)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == "name") {
+                                if let DeValue::String(n) = name.get_ref() {
+                                    raw.unit_names.push(n.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+                raw.units = each(map, "units", value, &mut diags);
+            }
             "steps" => {
                 raw.steps_span = Some(value_span);
+                if let DeValue::Array(items) = value.get_ref() {
+                    raw.steps_written = items.len();
+                }
                 raw.steps = each(map, "steps", value, &mut diags);
             }
             other => {
@@ -338,7 +360,12 @@ fn each<'de, T: Deserialize<'de>>(
 /// A serde error as a diagnostic at the error's span (or the value's), with a hint where one
 /// helps: the closest key for an unknown field, what to write for a missing one.
 fn serde_diagnostic(map: &SourceMap<'_>, e: &toml::de::Error, fallback: Range<usize>) -> Diagnostic {
-    let message = first_line(e.message()).to_string();
+    // serde names Rust types; say TOML's.
+    let message = first_line(e.message())
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected struct Raw", "expected a table for ")
+        .replace("expected a borrowed string", "expected a string");
     let span = e.span().unwrap_or(fallback);
     let mut d = map.error(span, message.clone());
     if let Some(field) = between(&message, "unknown field `", "`") {

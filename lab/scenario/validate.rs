@@ -53,6 +53,9 @@ struct Checker<'a> {
     diags: Vec<Diagnostic>,
     allow_unknown_directives: bool,
     allow_invalid_values: bool,
+    /// Names written in `[[units]]`, valid or not: a reference to a unit that failed
+    /// validation is not reported again (the unit's own error says what to fix).
+    broken_units: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -186,6 +189,8 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         diags: Vec::new(),
         allow_unknown_directives: raw.allow_unknown_directives.as_ref().is_some_and(|b| *b.as_ref()),
         allow_invalid_values: raw.allow_invalid_values.as_ref().is_some_and(|b| *b.as_ref()),
+        // Valid units resolve first, so every name written may be listed here.
+        broken_units: raw.unit_names.clone(),
     };
 
     let name = match &raw.name {
@@ -518,11 +523,10 @@ fn check_steps(
     units: &[(Range<usize>, UnitSpec)],
     manager: &ManagerSettings,
 ) -> Vec<Step> {
-    if raw.steps.is_empty() {
-        // Shape errors of individual steps were already reported; only an absent or empty
+    if raw.steps_written == 0 {
+        // Steps that failed to deserialise were reported already; only an absent or empty
         // list is a problem of its own.
-        let had_steps = raw.steps_span.is_some() && c.diags.iter().any(|d| d.is_error());
-        if !had_steps {
+        {
             c.error(
                 raw.steps_span.clone().unwrap_or(0..0),
                 "the scenario has no steps",
@@ -558,6 +562,10 @@ fn resolve(c: &mut Checker<'_>, value: &Spanned<String>, units: &[(Range<usize>,
         if units.iter().any(|(_, u)| u.name == name) {
             return Some(name);
         }
+    }
+    let stem = written.trim_end_matches(".service");
+    if c.broken_units.iter().any(|b| b.trim_end_matches(".service") == stem) {
+        return None;
     }
     let stems: Vec<&str> = units.iter().map(|(_, u)| u.name.stem()).collect();
     let hint = match directives::suggest(written.trim_end_matches(".service"), &stems) {
