@@ -212,3 +212,14 @@ fn unreadable_paths_and_empty_directories_are_errors() {
     assert!(loaded.diagnostics[0].message.contains("no scenario"));
     assert!(loaded.diagnostics[1].message.contains("cannot read scenario"));
 }
+
+#[test]
+fn the_readme_example_is_a_valid_scenario() {
+    let readme = std::fs::read_to_string("scenarios/README.md").unwrap();
+    let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let (s, warnings) = scenario::parse_str(Path::new("scenarios/README.md"), block)
+        .unwrap_or_else(|d| panic!("{}", scenario::render_all(&d)));
+    assert!(warnings.is_empty());
+    assert_eq!(s.steps.len(), 3);
+}

@@ -173,7 +173,8 @@ impl Checker<'_> {
             Ok(r) => Some(r),
             Err(e) => {
                 let detail = e.to_string();
-                let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                let last = last.trim_start_matches("error: ").to_string();
                 self.error(value.span(), format!("invalid regular expression: {last}"), "Rust `regex` syntax; use `contains` for a plain substring");
                 None
             }
@@ -417,7 +418,7 @@ fn check_units(c: &mut Checker<'_>, units: &[(Range<usize>, RawUnit)], suites: &
                 let k = key.as_ref().as_str();
                 check_directive_name(c, section_name, key, known, suites);
                 if section_name == "Service" && k == "ExecStart" {
-                    c.error(key.span(), "ExecStart= is written with `exec`", "remove ExecStart= and put the argv in `exec = [...]` (it is escaped for you)");
+                    c.error(key.span(), "ExecStart= in [units.Service]: the command is written with `exec`", "remove ExecStart= and put the argv in `exec = [...]` (it is escaped for you)");
                     ok = false;
                     continue;
                 }
