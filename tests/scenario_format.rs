@@ -223,3 +223,48 @@ fn the_readme_example_is_a_valid_scenario() {
     assert!(warnings.is_empty());
     assert_eq!(s.steps.len(), 3);
 }
+
+#[test]
+fn no_restart_window_is_derived_from_the_unit() {
+    let (s, _) = scenario::load_file(Path::new("scenarios/examples/manual-stop-no-restart.toml")).unwrap();
+    let (window, source) = s
+        .steps
+        .iter()
+        .find_map(|st| match &st.kind {
+            StepKind::Expect(Expectation::NoRestart { window, window_source, .. }) => Some((*window, window_source.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(window, std::time::Duration::from_secs(5));
+    assert_eq!(source, scenario::WindowSource::Derived("2 × (RestartSec=2s + WatchdogSec=0) + 1s = 5s".into()));
+    assert_eq!(window, scenario::no_restart_window(&s.units()[0].file, &s.manager));
+}
+
+#[test]
+fn arrays_repeat_directives_and_values_render_verbatim() {
+    let src = r#"
+name = "render"
+[[units]]
+name = "worker@1"
+exec = ["/usr/local/bin/buggy-server", "--fault", "exit:3@after=1s", "100%", "a b"]
+[units.Service]
+ExecStartPre = ["/bin/true", "", "/bin/echo $HOME"]
+LimitNOFILE = 256
+RemainAfterExit = true
+Type = ["", "exec"]
+[[steps]]
+do = "start"
+unit = "worker@1.service"
+"#;
+    let (s, warnings) = scenario::parse_str(Path::new("inline.toml"), src).unwrap();
+    assert!(warnings.is_empty(), "{}", scenario::render_all(&warnings));
+    let unit = &s.units()[0];
+    assert_eq!(unit.name.as_str(), "worker@1.service");
+    assert_eq!(unit.service_type, scenario::ServiceType::Exec);
+    assert_eq!(
+        unit.file.render(),
+        "[Service]\nExecStart=/usr/local/bin/buggy-server --fault exit:3@after=1s 100%% \"a b\"\nExecStartPre=/bin/true\nExecStartPre=\nExecStartPre=/bin/echo $HOME\nLimitNOFILE=256\nRemainAfterExit=true\nType=\nType=exec\n"
+    );
+    assert_eq!(s.suites, unitlab::Suite::ALL.to_vec());
+    assert!(s.shared_target && !s.needs_pristine_target());
+}

@@ -124,7 +124,7 @@ impl fmt::Display for DisplayDuration {
             return f.write_str("0");
         }
         let ns = d.as_nanos();
-        if ns % 1_000 != 0 {
+        if !ns.is_multiple_of(1_000) {
             return write!(f, "{ns}ns");
         }
         if d < Duration::from_millis(1) {
@@ -132,7 +132,7 @@ impl fmt::Display for DisplayDuration {
         }
         if d < Duration::from_secs(1) {
             let us = ns / 1_000;
-            return if us % 1_000 == 0 { write!(f, "{}ms", us / 1_000) } else { write!(f, "{}us", us) };
+            return if us.is_multiple_of(1_000) { write!(f, "{}ms", us / 1_000) } else { write!(f, "{}us", us) };
         }
         let secs = d.as_secs();
         let (min, sec) = (secs / 60, secs % 60);

@@ -257,7 +257,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         name: name.expect("no error means a name"),
         description,
         suites,
-        shared_target: raw.shared_target.map_or(true, |s| s.into_inner()),
+        shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
         snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),
         manager,
         files,
@@ -503,11 +503,11 @@ fn check_directive_name(c: &mut Checker<'_>, section: &str, key: &Spanned<String
         return;
     }
     let ignoring = format!("systemd logs \"Unknown key name '{k}' in section '{section}', ignoring.\"");
-    if section == "Service" && (k == "StartLimitIntervalSec" || k == "StartLimitBurst") {
+    if section == "Service" && k == "StartLimitIntervalSec" {
         c.warning(
             key.span(),
             format!("{k}= is ignored in [Service]: {ignoring}"),
-            format!("move it to [units.Unit] (in [Service] only the legacy StartLimitInterval= is accepted)"),
+            "move it to [units.Unit] (in [Service] only the legacy StartLimitInterval= is accepted)",
         );
     } else if let Some(home) = directives::home_section(k) {
         c.warning(key.span(), format!("{k}= belongs in [{home}], not [{section}]: {ignoring}"), format!("move it to [units.{home}]"));
