@@ -14,7 +14,7 @@ use crate::observe::{self, EventKind, Timeline};
 use crate::oracle::{self, CellKey, Deviation};
 use crate::progress::Progress;
 use crate::target::{parse_properties, Target, TargetError, TargetOptions};
-use crate::watch::Watcher;
+use crate::watch::{kind, Watcher};
 
 /// Ports of the cells' servers (inside the target, on loopback).
 const RESTART_BASE_PORT: u16 = 8100;
@@ -175,7 +175,7 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
 /// timeline index after its first start, or why the cell could not be faulted.
 async fn inject_faults(target: &Target, watcher: &Watcher, plans: &[&CellPlan]) -> Result<HashMap<String, Result<usize, String>>, TargetError> {
     let waits = plans.iter().filter(|p| p.fault.is_some()).map(|p| async move {
-        let started = watcher.wait_for(&p.unit_name, 0, CELL_DEADLINE, |k| matches!(k, EventKind::Started)).await;
+        let started = watcher.wait_for(&p.unit_name, 0, CELL_DEADLINE, kind(|k| matches!(k, EventKind::Started))).await;
         (*p, started.map(|(i, _)| i + 1).ok_or_else(|| format!("the server was not started within {CELL_DEADLINE:?}")))
     });
     let ready = futures_util::future::join_all(waits).await;
@@ -231,16 +231,16 @@ async fn observe_restart_cell(
         }
         None => 0,
     };
-    let failure = if from == usize::MAX { None } else { watcher.wait_for(unit, from, CELL_DEADLINE, is_result).await };
+    let failure = if from == usize::MAX { None } else { watcher.wait_for(unit, from, CELL_DEADLINE, kind(is_result)).await };
     let mut decided = None;
     let mut cut = None;
     if let Some((fi, fe)) = &failure {
-        let restart = watcher.wait_for(unit, fi + 1, matrix::no_restart_window(), |k| matches!(k, EventKind::RestartScheduled { .. })).await;
+        let restart = watcher.wait_for(unit, fi + 1, matrix::no_restart_window(), kind(|k| matches!(k, EventKind::RestartScheduled { .. }))).await;
         match restart {
             Some((ri, re)) => {
                 decided = Some(re.at);
                 // Follow the restart to its next start so the journal shows it happen.
-                cut = watcher.wait_for(unit, ri + 1, CELL_DEADLINE, |k| matches!(k, EventKind::Starting)).await.map(|(i, _)| i);
+                cut = watcher.wait_for(unit, ri + 1, CELL_DEADLINE, kind(|k| matches!(k, EventKind::Starting))).await.map(|(i, _)| i);
                 if cut.is_none() {
                     notes.push("a restart was scheduled but no new start followed".into());
                     cut = Some(ri);

@@ -114,6 +114,11 @@ pub fn classify(entry: &JournalEntry) -> Option<EventKind> {
         return Some(EventKind::Output);
     }
     use message_id as id;
+    // The manager prefixes most unit messages with "UNIT: "; match on the text after it.
+    let text = field(entry, "UNIT")
+        .and_then(|u| message.strip_prefix(u))
+        .and_then(|m| m.strip_prefix(": "))
+        .unwrap_or(message);
     let kind = match field(entry, "MESSAGE_ID") {
         Some(id::UNIT_STARTING) => EventKind::Starting,
         Some(id::UNIT_STARTED) => EventKind::Started,
@@ -127,15 +132,15 @@ pub fn classify(entry: &JournalEntry) -> Option<EventKind> {
         Some(id::UNIT_FAILURE_RESULT) => EventKind::Failed {
             result: field(entry, "UNIT_RESULT").unwrap_or("unknown").to_string(),
         },
-        Some(id::UNIT_PROCESS_EXIT) if message.starts_with("Main process exited") => EventKind::MainExited {
+        Some(id::UNIT_PROCESS_EXIT) if text.starts_with("Main process exited") => EventKind::MainExited {
             code: field(entry, "EXIT_CODE").unwrap_or("").to_string(),
             status: field(entry, "EXIT_STATUS").unwrap_or("").to_string(),
         },
-        _ if message.starts_with("Watchdog timeout") => EventKind::WatchdogTimeout,
-        _ if message.contains("start operation timed out") => EventKind::StartTimeout,
-        _ if message.contains("Start request repeated too quickly") => EventKind::StartLimitHit,
+        _ if text.starts_with("Watchdog timeout") => EventKind::WatchdogTimeout,
+        _ if text.starts_with("start operation timed out") => EventKind::StartTimeout,
+        _ if text.starts_with("Start request repeated too quickly") => EventKind::StartLimitHit,
         // 252 logs "Main process exited" without the catalog id on some paths.
-        _ if message.starts_with("Main process exited") => parse_main_exit(message),
+        _ if text.starts_with("Main process exited") => parse_main_exit(text),
         _ => EventKind::Manager,
     };
     Some(kind)
@@ -243,9 +248,9 @@ mod tests {
 
     #[test]
     fn lines_without_ids_are_recognised_by_text() {
-        let w = entry(&[("_PID", "1"), ("MESSAGE", "a.service: Watchdog timeout (limit 2s)!")]);
+        let w = entry(&[("_PID", "1"), ("UNIT", "a.service"), ("MESSAGE", "a.service: Watchdog timeout (limit 2s)!")]);
         assert_eq!(classify(&w), Some(EventKind::WatchdogTimeout));
-        let m = entry(&[("_PID", "1"), ("MESSAGE", "a.service: Main process exited, code=killed, status=9/KILL")]);
+        let m = entry(&[("_PID", "1"), ("UNIT", "a.service"), ("MESSAGE", "a.service: Main process exited, code=killed, status=9/KILL")]);
         assert_eq!(classify(&m), Some(EventKind::MainExited { code: "killed".into(), status: "9/KILL".into() }));
         let o = entry(&[("_PID", "42"), ("_SYSTEMD_UNIT", "a.service"), ("MESSAGE", "buggy-server: listening")]);
         assert_eq!(classify(&o), Some(EventKind::Output));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
-use crate::observe::{self, Event, EventKind, Timeline};
+use crate::observe::{self, Event, Timeline};
 use crate::target::{JournalEntry, Target, TargetError};
 
 /// Follows a target's journal for the units whose names match a filter.
@@ -105,21 +105,22 @@ impl Watcher {
         self.inner.entries.lock().unwrap().get(unit).cloned().unwrap_or_default()
     }
 
-    /// Wait until `unit`'s timeline has an event at index >= `from` matching `pred`; returns
+    /// Wait until `unit`'s timeline has an event at index >= `from` matching `pred` (see
+    /// [`kind`] for the common case of matching on the event kind); returns
     /// it and its index. None when the deadline passes first.
     pub async fn wait_for(
         &self,
         unit: &str,
         from: usize,
         within: Duration,
-        pred: impl Fn(&EventKind) -> bool,
+        pred: impl Fn(&Event) -> bool,
     ) -> Option<(usize, Event)> {
         // Subscribe before looking, so an event landing in between is not missed.
         let mut rx = self.inner.tx.subscribe();
         let find = |from: usize| -> Option<(usize, Event)> {
             let timelines = self.inner.timelines.lock().unwrap();
             let events = &timelines.get(unit)?.events;
-            events.iter().enumerate().skip(from).find(|(_, e)| pred(&e.kind)).map(|(i, e)| (i, e.clone()))
+            events.iter().enumerate().skip(from).find(|(_, e)| pred(e)).map(|(i, e)| (i, e.clone()))
         };
         if let Some(found) = find(from) {
             return Some(found);
@@ -144,4 +145,9 @@ impl Watcher {
     pub fn len(&self, unit: &str) -> usize {
         self.inner.timelines.lock().unwrap().get(unit).map(|t| t.events.len()).unwrap_or(0)
     }
+}
+
+/// Adapt a predicate on event kinds for [`Watcher::wait_for`].
+pub fn kind(pred: impl Fn(&crate::observe::EventKind) -> bool) -> impl Fn(&Event) -> bool {
+    move |e| pred(&e.kind)
 }
