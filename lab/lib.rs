@@ -20,6 +20,7 @@ pub mod reaper;
 pub mod scenario;
 pub mod target;
 pub mod unit;
+pub mod verdict;
 pub mod watch;
 
 pub use engine::{CgroupVersion, Engine, EngineError};
