@@ -76,12 +76,23 @@ async fn sigkill_of_unitlab_after_boot_leaves_no_container() {
     let engine = support::engine().await;
     let (mut child, pid, _id, mut events) = start_long_run(&engine).await;
     wait_event(&mut events, pid, "exec_start: /bin/bash -c mkdir -p /run/unitlab", Duration::from_secs(60)).await;
+    sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "tethered").await;
+}
+
+/// SIGKILL the unitlab child, then wait for its target's `destroy` event (60 s promise).
+async fn sigkill_and_expect_removal(
+    engine: &Engine,
+    child: &mut tokio::process::Child,
+    pid: u32,
+    events: &mut (impl Stream<Item = EventMessage> + Unpin),
+    what: &str,
+) {
     let killed = Instant::now();
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    wait_event(&mut events, pid, "destroy", Duration::from_secs(60)).await;
-    eprintln!("tethered target of a SIGKILLed unitlab removed {:.2} s after the kill", killed.elapsed().as_secs_f64());
-    assert_eq!(containers_of(&engine, pid).await, 0);
+    wait_event(events, pid, "destroy", Duration::from_secs(60)).await;
+    eprintln!("{what} target of a SIGKILLed unitlab removed {:.2} s after the kill", killed.elapsed().as_secs_f64());
+    assert_eq!(containers_of(engine, pid).await, 0);
 }
 
 /// SIGKILL the moment the container starts, before any tether can exist: the image's boot
@@ -90,12 +101,7 @@ async fn sigkill_of_unitlab_after_boot_leaves_no_container() {
 async fn sigkill_of_unitlab_before_the_tether_leaves_no_container_within_60_seconds() {
     let engine = support::engine().await;
     let (mut child, pid, _id, mut events) = start_long_run(&engine).await;
-    let killed = Instant::now();
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    wait_event(&mut events, pid, "destroy", Duration::from_secs(60)).await;
-    eprintln!("untethered target of a SIGKILLed unitlab removed {:.2} s after the kill", killed.elapsed().as_secs_f64());
-    assert_eq!(containers_of(&engine, pid).await, 0);
+    sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "untethered").await;
 }
 
 #[tokio::test]
