@@ -17,6 +17,7 @@ pub mod observe;
 pub mod oracle;
 pub mod progress;
 pub mod reaper;
+pub mod report;
 pub mod scenario;
 pub mod target;
 pub mod unit;
