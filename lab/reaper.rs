@@ -177,9 +177,13 @@ pub fn remove_container_blocking(id: String) {
 /// The marker file tells the image's boot-time dead man's timer that a lab holds the target.
 pub const TETHERED_MARKER: &str = "/run/unitlab/tethered";
 
+/// The poweroff request is repeated: PID 1 ignores signals it has no handler for yet, so one
+/// sent while systemd is still starting up (the lab killed right after attaching the tether)
+/// would be lost. Once systemd handles it the container stops and takes the loop with it.
 fn tether_script() -> String {
     format!(
-        "mkdir -p /run/unitlab && echo $$ > {TETHERED_MARKER}; while read -r -t {} _; do :; done; kill -s SIGRTMIN+14 1",
+        "mkdir -p /run/unitlab && echo $$ > {TETHERED_MARKER}; while read -r -t {} _; do :; done; \
+         while kill -s SIGRTMIN+14 1; do sleep 0.5; done",
         TETHER_TIMEOUT.as_secs()
     )
 }
