@@ -39,7 +39,7 @@ h3 { font-size: 14px; margin: 14px 0 6px; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #dee2e6; vertical-align: top; }
 th { background: #f1f3f5; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.summary tr.fail td:first-child, table.summary tr.error td:first-child { font-weight: 600; }
 section.scenario { border: 1px solid #dee2e6; border-left: 6px solid #2f9e44; border-radius: 6px; padding: 12px 16px; margin: 18px 0; }
 section.scenario.fail { border-left-color: #e03131; } section.scenario.error { border-left-color: #e67700; }
@@ -50,11 +50,12 @@ section.scenario.fail { border-left-color: #e03131; } section.scenario.error { b
 ul.warnings { margin: 6px 0; padding-left: 18px; color: #8a5300; font-family: ui-monospace, monospace; font-size: 12px; }
 pre { background: #f8f9fa; border: 1px solid #e9ecef; border-radius: 4px; padding: 6px 8px; margin: 4px 0; font-size: 12px; white-space: pre-wrap; word-break: break-word; }
 pre.error { border-color: #ffc078; background: #fff4e6; }
-figure { margin: 10px 0; overflow-x: auto; } svg.timeline { display: block; max-width: 100%; height: auto; }
+figure { margin: 10px 0; overflow-x: auto; } svg.timeline, svg.legend { display: block; max-width: 100%; height: auto; }
 ol.checks { list-style: none; padding: 0; margin: 6px 0; }
-li.check { padding: 4px 8px; border-radius: 4px; margin: 3px 0; }
+li.check { padding: 3px 8px; border-radius: 4px; margin: 3px 0; }
 li.check.pass { background: #ebfbee; } li.check.fail { background: #fff5f5; border: 1px solid #ffc9c9; }
 li.check .verdict { font-weight: 700; margin-right: 6px; } li.check.pass .verdict { color: #2f9e44; } li.check.fail .verdict { color: #e03131; }
+li.check .held { font-family: ui-monospace, monospace; font-size: 12px; margin-left: 8px; }
 li.check .where { font-family: ui-monospace, monospace; font-size: 12px; color: #495057; }
 dl.eo { display: grid; grid-template-columns: max-content 1fr; gap: 0 10px; margin: 4px 0; } dl.eo dt { color: #495057; } dl.eo dd { margin: 0; font-family: ui-monospace, monospace; }
 details { margin: 6px 0; } summary { cursor: pointer; color: #1971c2; }
@@ -102,7 +103,7 @@ fn summary(out: &mut String, report: &RunReport) {
     if report.results.is_empty() {
         return;
     }
-    out.push_str("<table class=\"summary\">\n<thead><tr><th>Scenario</th><th>Suite</th><th>systemd</th><th>Outcome</th><th>Checks</th><th>Duration</th></tr></thead>\n<tbody>\n");
+    out.push_str("<table class=\"summary\">\n<thead><tr><th>Scenario</th><th>Suite</th><th>systemd</th><th>Outcome</th><th class=\"num\">Checks</th><th class=\"num\">Duration</th></tr></thead>\n<tbody>\n");
     for (i, r) in report.results.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -176,7 +177,7 @@ fn scenario(out: &mut String, i: usize, r: &ScenarioResult) {
         out.push_str("</table></details>\n");
     }
     for (unit, body) in &r.units {
-        let _ = writeln!(out, "<details><summary>{}</summary><pre>{}</pre></details>", escape(unit), escape(body));
+        let _ = writeln!(out, "<details><summary>Unit file {}</summary><pre>{}</pre></details>", escape(unit), escape(body));
     }
     if let Some(snapshot) = &r.snapshot {
         let _ = writeln!(out, "<details><summary>Journal snapshot</summary><pre>{}</pre></details>", escape(snapshot));
@@ -199,12 +200,21 @@ fn checks(out: &mut String, r: &ScenarioResult) {
             escape(&c.location.to_string()),
             text::precise(c.at)
         );
-        let _ = write!(
-            out,
-            "<dl class=\"eo\"><dt>expected</dt><dd>{}</dd><dt>observed</dt><dd>{}</dd></dl>",
-            escape(&c.expected),
-            escape(&c.observed)
-        );
+        if c.passed {
+            // A check that held needs one line; the space goes to the failures.
+            let _ = write!(out, " <span class=\"held\">{}", escape(&c.expected));
+            if c.observed != c.expected {
+                let _ = write!(out, " · observed {}", escape(&c.observed));
+            }
+            out.push_str("</span>");
+        } else {
+            let _ = write!(
+                out,
+                "<dl class=\"eo\"><dt>expected</dt><dd>{}</dd><dt>observed</dt><dd>{}</dd></dl>",
+                escape(&c.expected),
+                escape(&c.observed)
+            );
+        }
         if !c.journal_context.is_empty() {
             let _ = write!(out, "<pre class=\"journal\">{}</pre>", escape(&c.journal_context.join("\n")));
         }
