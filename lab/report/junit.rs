@@ -26,7 +26,9 @@ pub(super) fn render(report: &RunReport) -> String {
     }
     // Only an I/O error of the writer or invalid UTF-8 can fail here, and the writer is a Vec
     // fed from Rust strings.
-    junit.to_string().expect("JUnit XML serialises into memory")
+    let mut xml = junit.to_string().expect("JUnit XML serialises into memory");
+    xml.push('\n');
+    xml
 }
 
 fn test_case(r: &ScenarioResult) -> TestCase {
@@ -65,7 +67,9 @@ fn test_case(r: &ScenarioResult) -> TestCase {
     for t in &r.timings {
         case.add_property(Property::new(format!("{} ({})", t.name, t.unit), text::precise(t.value)));
     }
-    case.set_system_out(system_out(r));
+    if !r.timeline.is_empty() {
+        case.set_system_out(system_out(r));
+    }
     if !r.warnings.is_empty() {
         case.set_system_err(r.warnings.join("\n"));
     }
@@ -158,5 +162,6 @@ mod tests {
         let pass = &report.test_suites[0].test_cases[0];
         assert!(matches!(pass.status, TestCaseStatus::Success { .. }));
         assert_eq!(pass.assertions, Some(2));
+        assert_eq!(case.system_out, None, "no empty system-out without a timeline");
     }
 }
