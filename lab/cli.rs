@@ -12,6 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use unitlab::doctor::{self, Status};
 use unitlab::progress::{Lines, Progress};
 use unitlab::matrix::Table;
+use unitlab::report::{self, Format, Live};
+use unitlab::runner::{self, RunOptions};
+use unitlab::scenario;
+use unitlab::verdict::{Outcome, RunEvent};
 use unitlab::{conformance, matrix_view, reaper, Engine, Suite, Target, TargetOptions};
 
 pub const EXIT_OK: i32 = 0;
@@ -45,6 +49,31 @@ impl From<SuiteArg> for Suite {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run scenarios (files, or directories searched for *.toml) on real systemd targets.
+    /// Every file is validated first: any error is reported with file:line:col and nothing
+    /// starts (exit 2). Exit 0 when every expectation held, 1 when one failed, 3 when the lab
+    /// itself failed.
+    Run {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// Run only on these suites (repeatable): each scenario runs on the suites it lists
+        /// that are given here.
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+        /// At most this many scenarios at the same time.
+        #[arg(long, default_value_t = runner::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Keep the targets afterwards for inspection (and print how to enter them).
+        #[arg(long)]
+        keep: bool,
+        /// Report format (on stdout, or into --output).
+        #[arg(long, value_enum, default_value = "human")]
+        format: RunFormat,
+        /// Write the report in --format to this file; the human summary still goes to the terminal.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Target images (systemd + buggy servers), built from Debian's packages.
     Image {
         #[command(subcommand)]
@@ -142,6 +171,27 @@ enum MatrixFormat {
     Human,
     Json,
     Markdown,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunFormat {
+    Human,
+    Json,
+    Junit,
+    Markdown,
+    Html,
+}
+
+impl From<RunFormat> for Format {
+    fn from(f: RunFormat) -> Format {
+        match f {
+            RunFormat::Human => Format::Human,
+            RunFormat::Json => Format::Json,
+            RunFormat::Junit => Format::Junit,
+            RunFormat::Markdown => Format::Markdown,
+            RunFormat::Html => Format::Html,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -380,6 +430,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(if run.cells.iter().all(|c| c.as_expected()) { EXIT_OK } else { EXIT_FAILED })
         }
         Command::Shell { suite, keep, command } => shell(suite.into(), keep, command).await,
+        Command::Run { paths, suite, jobs, keep, format, output } => {
+            let opts = RunOptions { jobs: jobs as usize, keep, suites: suite.into_iter().map(Suite::from).collect() };
+            run_scenarios(&paths, opts, format.into(), output).await
+        }
         Command::Boot { suite, keep, count } => {
             let engine = Engine::connect().await?;
             let progress = progress();
@@ -452,6 +506,76 @@ async fn shell(suite: Suite, keep: bool, command: Vec<String>) -> Result<i32, Fa
     }
     target.teardown().await?;
     Ok(code)
+}
+
+/// `unitlab run`: validate everything before touching the engine, run, report.
+async fn run_scenarios(
+    paths: &[std::path::PathBuf],
+    opts: RunOptions,
+    format: Format,
+    output: Option<std::path::PathBuf>,
+) -> Result<i32, Failure> {
+    let loaded = scenario::load_paths(paths);
+    if !loaded.diagnostics.is_empty() {
+        eprint!("{}", scenario::render_all(&loaded.diagnostics));
+    }
+    if loaded.has_errors() {
+        // Bad input: no engine connection, no container.
+        let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!("error: {errors} error(s) in the scenarios; nothing was run");
+        return Ok(EXIT_USAGE);
+    }
+    let total = runner::jobs(&loaded.scenarios, &opts).len();
+    if total == 0 {
+        let suites: Vec<&str> = opts.suites.iter().map(|s| s.name()).collect();
+        eprintln!("error: none of the {} scenario(s) runs on {}", loaded.scenarios.len(), suites.join(", "));
+        return Ok(EXIT_USAGE);
+    }
+    let engine = Engine::connect().await?;
+    let tty = std::io::stderr().is_terminal();
+    let color = tty && std::env::var_os("NO_COLOR").is_none();
+    let live = std::sync::Mutex::new(Live::new(color).with_total(total));
+    // On a terminal, a spinner shows the latest step and finished scenarios print above it;
+    // elsewhere (CI, pipes) only the plain lines.
+    let bar = tty.then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>3} {wide_msg}").expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let on_event = |ev: RunEvent| {
+        if let (Some(bar), RunEvent::StepFinished { name, suite, step, of, what }) = (&bar, &ev) {
+            bar.set_message(format!("{name} ({suite}) {step}/{of}: {what}"));
+        }
+        if let Some(line) = live.lock().unwrap().event(&ev) {
+            match &bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    };
+    let progress = progress();
+    let report = runner::run(&engine, &loaded.scenarios, &loaded.diagnostics, &opts, progress.as_ref(), &on_event).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    let stdout_color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    match &output {
+        Some(path) => {
+            std::fs::write(path, report::render(format, &report))
+                .map_err(|e| Failure { code: EXIT_INFRA, message: format!("write the {format} report to {}: {e}", path.display()) })?;
+            print!("{}", report::render_human(&report, stdout_color));
+            eprintln!("{format} report written to {}", path.display());
+        }
+        None if format == Format::Human => print!("{}", report::render_human(&report, stdout_color)),
+        None => print!("{}", report::render(format, &report)),
+    }
+    Ok(match report.outcome {
+        Outcome::Pass => EXIT_OK,
+        Outcome::Fail => EXIT_FAILED,
+        Outcome::Error => EXIT_INFRA,
+    })
 }
 
 fn short_id(id: &str) -> &str {

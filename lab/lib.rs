@@ -18,6 +18,7 @@ pub mod oracle;
 pub mod progress;
 pub mod reaper;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod target;
 pub mod unit;

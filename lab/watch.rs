@@ -141,6 +141,12 @@ impl Watcher {
         tokio::time::timeout(within, wait).await.ok().flatten()
     }
 
+    /// Wake-ups for every event routed to any unit (the unit's name is carried): for waits
+    /// that watch several units at once.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.inner.tx.subscribe()
+    }
+
     /// Number of events of `unit` so far (an index to wait from).
     pub fn len(&self, unit: &str) -> usize {
         self.inner.timelines.lock().unwrap().get(unit).map(|t| t.events.len()).unwrap_or(0)

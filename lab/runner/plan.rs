@@ -1,0 +1,125 @@
+//! Planning: the names a scenario's units get on a target, and what a scenario needs for itself
+//! while it runs, so that scenarios sharing a target never step on each other.
+
+use std::collections::BTreeSet;
+
+use crate::scenario::{Expectation, Fault, Scenario, StepKind, UnitName, Wait};
+
+/// The installed name of a scenario's unit: `SCENARIO.STEM.service`. Scenario names are
+/// `[a-z0-9_-]` (no dot), so the first dot separates the two parts and no two scenarios can
+/// produce the same name. Used on pristine targets too, so that a scenario's journal (and its
+/// snapshot) reads the same wherever it ran.
+pub fn unit_name(scenario: &Scenario, unit: &UnitName) -> String {
+    format!("{}.{}.service", scenario.name, unit.stem())
+}
+
+/// Something a scenario needs to itself on a shared target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Claim {
+    /// A TCP port: one of its servers listens there, or its steps talk to it.
+    Port(u16),
+    /// A `[[files]]` path: another scenario may write different content there.
+    File(String),
+    /// The whole target: a `pause` step freezes every process in it, systemd included.
+    Whole,
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Claim::Port(p) => write!(f, "port {p}"),
+            Claim::File(p) => write!(f, "file {p}"),
+            Claim::Whole => f.write_str("the whole target"),
+        }
+    }
+}
+
+/// Everything the scenario claims: the ports its servers listen on (read from `--listen
+/// ADDR:PORT` / `--listen=ADDR:PORT` in `exec`, buggy-server's flag), the ports its steps
+/// use, its extra files, and the whole target if it pauses it.
+pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
+    let mut out = BTreeSet::new();
+    for unit in scenario.units() {
+        let mut args = unit.exec.iter();
+        while let Some(arg) = args.next() {
+            let value = if arg == "--listen" { args.next().map(String::as_str) } else { arg.strip_prefix("--listen=") };
+            if let Some(port) = value.and_then(|v| v.rsplit_once(':')).and_then(|(_, p)| p.parse().ok()) {
+                out.insert(Claim::Port(port));
+            }
+        }
+    }
+    for file in &scenario.files {
+        out.insert(Claim::File(file.path.display().to_string()));
+    }
+    for step in &scenario.steps {
+        match &step.kind {
+            StepKind::Fault(Fault::Control { port, .. })
+            | StepKind::Wait(Wait::Http { port, .. })
+            | StepKind::Expect(Expectation::Http { port, .. })
+            | StepKind::Expect(Expectation::Recovery { http: Some((port, _)), .. }) => {
+                out.insert(Claim::Port(*port));
+            }
+            StepKind::Fault(Fault::PauseTarget { .. }) => {
+                out.insert(Claim::Whole);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Two claim sets can run on one target at the same time.
+pub fn compatible(a: &BTreeSet<Claim>, b: &BTreeSet<Claim>) -> bool {
+    if a.contains(&Claim::Whole) && !b.is_empty() || b.contains(&Claim::Whole) && !a.is_empty() {
+        return false;
+    }
+    a.is_disjoint(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> Scenario {
+        crate::scenario::parse_str(Path::new("t.toml"), text).unwrap_or_else(|d| panic!("{d:?}")).0
+    }
+
+    const WEB: &str = r#"
+name = "a"
+[[units]]
+name = "web"
+exec = ["/usr/local/bin/buggy-server", "--listen", "0.0.0.0:8080"]
+[[units]]
+name = "other"
+exec = ["/usr/local/bin/buggy-server", "--listen=127.0.0.1:9000"]
+[[steps]]
+do = "start"
+unit = "web"
+[[steps]]
+do = "probe"
+port = 8181
+"#;
+
+    #[test]
+    fn claims_read_listen_flags_and_step_ports() {
+        let s = load(WEB);
+        let c = claims(&s);
+        assert_eq!(c, [Claim::Port(8080), Claim::Port(8181), Claim::Port(9000)].into_iter().collect());
+        assert_eq!(unit_name(&s, &s.units()[0].name), "a.web.service");
+    }
+
+    #[test]
+    fn a_pause_claims_the_whole_target() {
+        let s = load(&WEB.replace("do = \"probe\"\nport = 8181", "do = \"pause\"\nduration = \"1s\""));
+        let c = claims(&s);
+        assert!(c.contains(&Claim::Whole));
+        let other: BTreeSet<Claim> = [Claim::Port(1)].into_iter().collect();
+        assert!(!compatible(&c, &other));
+        assert!(compatible(&c, &BTreeSet::new()), "an empty target can take it");
+        let a: BTreeSet<Claim> = [Claim::Port(1), Claim::File("/x".into())].into_iter().collect();
+        let b: BTreeSet<Claim> = [Claim::Port(2)].into_iter().collect();
+        assert!(compatible(&a, &b));
+        assert!(!compatible(&a, &[Claim::File("/x".into())].into_iter().collect()));
+    }
+}
