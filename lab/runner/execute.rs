@@ -710,10 +710,13 @@ kill -"$2" "$pid""#;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let (i, e) = self.watcher.wait_for(name, from, left, kind(|k| matches!(k, EventKind::Started))).await?;
-            let new = match (self.invocation_of(name, i), old) {
-                (Some(inv), Some(old)) if !old.is_empty() => &inv != old,
-                _ => e.at >= since,
-            };
+            // An empty InvocationID means the unit was unloaded (garbage-collected) at the
+            // fault; then only the time tells.
+            let new = e.at >= since
+                && match (self.invocation_of(name, i), old) {
+                    (Some(inv), Some(old)) if !old.is_empty() => &inv != old,
+                    _ => true,
+                };
             if new {
                 return Some((i, e));
             }
@@ -728,13 +731,15 @@ kill -"$2" "$pid""#;
             let left = deadline.saturating_duration_since(Instant::now());
             let pred = kind(|k| matches!(k, EventKind::RestartScheduled { .. } | EventKind::Started));
             let (i, e) = self.watcher.wait_for(name, from, left, pred).await?;
-            let restart = match e.kind {
-                EventKind::RestartScheduled { .. } => e.at >= since,
-                _ => match self.invocation_of(name, i) {
-                    Some(inv) => inv != old,
-                    None => e.at >= since,
-                },
-            };
+            // Lines logged before the window may still be arriving (the follower lags a
+            // little): only what systemd logged inside the window counts. A "Started" is a
+            // restart only for another invocation; an empty `old` means the unit had been
+            // unloaded (garbage-collected after a clean stop), so any start is a new one.
+            let restart = e.at >= since
+                && match e.kind {
+                    EventKind::RestartScheduled { .. } => true,
+                    _ => old.is_empty() || self.invocation_of(name, i).is_none_or(|inv| inv != old),
+                };
             if restart {
                 return Some((i, e));
             }
