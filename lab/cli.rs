@@ -376,6 +376,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             let left = reaper::list_lab_containers(&engine).await?.len();
             println!("{} removed; {} lab container(s) left (owned by runs still in progress)", removed.len(), left);
+            let images = unitlab::image::prune_superseded(&engine).await?;
+            println!("{} superseded target image(s) removed", images.len());
             Ok(EXIT_OK)
         }
         Command::Matrix { table, suite, format, keep } => {

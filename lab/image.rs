@@ -179,6 +179,30 @@ pub async fn present_images(engine: &Engine) -> Result<HashMap<String, String>, 
     Ok(found)
 }
 
+/// Remove lab target images that a rebuild has superseded (untagged, carrying the inputs
+/// label) and no container uses. Done by `unitlab clean` rather than after each build: a
+/// concurrent lab with another buggy-server binary may be about to boot the older image.
+/// Returns the removed image ids.
+pub async fn prune_superseded(engine: &Engine) -> Result<Vec<String>, ImageError> {
+    let filters = HashMap::from([("dangling", vec!["true"]), ("label", vec![LABEL_INPUTS])]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
+    let images = engine
+        .docker()
+        .list_images(Some(opts))
+        .await
+        .map_err(|e| EngineError::api("list superseded lab images", e))?;
+    let mut removed = Vec::new();
+    for img in images {
+        match engine.docker().remove_image(&img.id, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
+            Ok(_) => removed.push(img.id),
+            // In use by a container (kept target, a run in progress): leave it.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+            Err(e) => return Err(EngineError::api(format!("remove superseded image {}", img.id), e).into()),
+        }
+    }
+    Ok(removed)
+}
+
 fn inputs_hash(suite: Suite, base_id: &str, artifacts: &Artifacts) -> String {
     let mut h = Sha256::new();
     for part in [
