@@ -136,6 +136,7 @@ pub async fn ensure_image(
     let tag = suite.target_tag();
     if !force {
         if let Some(id) = image_with_inputs(engine, &tag, &inputs_hash).await? {
+            tracing::debug!(tag = %tag, inputs = %inputs_hash, "image unchanged, reused");
             return Ok(ImageRef { suite, tag, id, inputs_hash, reused: true });
         }
     }

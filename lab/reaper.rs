@@ -132,6 +132,7 @@ pub fn live_ids() -> Vec<String> {
 
 /// Force-remove a container; one that is already gone (or being auto-removed) is not an error.
 pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), EngineError> {
+    tracing::info!(id = %id, "removing lab container");
     let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
     match docker.remove_container(id, Some(opts)).await {
         Ok(()) => {}

@@ -155,6 +155,7 @@ impl Target {
             .await
             .map_err(|e| EngineError::api(format!("create container {name} from {}", image.tag), e))?;
         let id = created.id;
+        tracing::info!(name = %name, id = %id, image = %image.tag, keep = opts.keep, "target created");
         reaper::register(&id);
         // From here on the Target value owns the container, so every early return removes it.
         let mut target = Target {
@@ -282,6 +283,7 @@ impl Target {
 
     /// Run a command, feeding it `stdin` (then EOF), and collect its exit code and output.
     pub async fn exec_with_stdin(&self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ExecOutput, TargetError> {
+        tracing::debug!(target = %self.name, argv = ?argv, stdin_bytes = stdin.map(<[u8]>::len), "exec");
         let docker = self.engine.docker();
         let what = || format!("exec `{}` in {}", argv.join(" "), self.name);
         let exec = docker
@@ -322,6 +324,7 @@ impl Target {
         }
         let inspect = docker.inspect_exec(&exec.id).await.map_err(|e| EngineError::api(what(), e))?;
         out.exit_code = inspect.exit_code.unwrap_or(-1);
+        tracing::debug!(target = %self.name, argv = ?argv, exit = out.exit_code, "exec finished");
         Ok(out)
     }
 
