@@ -18,8 +18,9 @@ pub enum Outcome {
     Pass,
     /// At least one expectation did not hold (exit code 1).
     Fail,
-    /// The lab itself could not run the scenario: engine, image, target, timeout of a wait
-    /// step (exit code 3).
+    /// The lab itself could not run the scenario: engine, image, target (exit code 3). A wait
+    /// step that times out is not an Error but a failed check: what was awaited did not
+    /// happen, which is an observation about the service.
     Error,
 }
 

@@ -239,7 +239,7 @@ pub const MODES: &[Mode] = &[
         flags: "--fault signal:TERM@after=10s",
         unit: &["Type=notify", "Restart=on-failure"],
         breaks: "the process dies of SIGTERM, which systemd counts as a clean exit of a non-oneshot main process",
-        outcome: "'code=killed, status=15/TERM', Result=success, 'Deactivated successfully.'; restarted only under always/on-success (SIGHUP, SIGINT, SIGPIPE behave the same)",
+        outcome: "Result=success, 'Deactivated successfully.' (the 'code=killed, status=15/TERM' line is debug-level for a clean death, so the journal does not show it; measured on 252 and 257); restarted only under always/on-success (SIGHUP, SIGINT, SIGPIPE behave the same)",
     },
     Mode {
         id: "stop-watchdog",
