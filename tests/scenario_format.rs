@@ -108,10 +108,10 @@ fn restart_on_failure_example_renders_and_plans() {
     assert_eq!(web.name.as_str(), "web.service");
     assert_eq!(
         web.file.render(),
-        "[Unit]\nDescription=buggy-server that will exit 3\n\n[Service]\nExecStart=/usr/local/bin/buggy-server --listen 0.0.0.0:8080\nType=notify\nRestart=on-failure\nRestartSec=1s\n"
+        "[Unit]\nDescription=buggy-server that will exit 3\n\n[Service]\nExecStart=/usr/local/bin/buggy-server --listen 0.0.0.0:8086\nType=notify\nRestart=on-failure\nRestartSec=1s\n"
     );
     let StepKind::Fault(Fault::Control { fault, port, .. }) = &s.steps[2].kind else { panic!("{:?}", s.steps[2]) };
-    assert_eq!((fault.query(None).as_str(), *port), ("kind=exit&code=3", 8080));
+    assert_eq!((fault.query(None).as_str(), *port), ("kind=exit&code=3", 8086));
     assert_eq!((s.steps[2].location.line, s.steps[2].location.col), (31, 6));
     let StepKind::Expect(Expectation::RestartedWithin { since_step, .. }) = &s.steps[4].kind else { panic!() };
     assert_eq!(*since_step, 2, "measured from the fault step");
