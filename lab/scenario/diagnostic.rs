@@ -159,6 +159,11 @@ impl<'a> SourceMap<'a> {
         SourceMap { path, source, line_starts }
     }
 
+    /// The text the offsets point into.
+    pub fn source(&self) -> &'a str {
+        self.source
+    }
+
     /// The file the offsets belong to.
     pub fn path(&self) -> &Path {
         self.path

@@ -9,6 +9,7 @@ mod load;
 mod model;
 mod raw;
 mod signal;
+mod unit_text;
 mod validate;
 mod window;
 

@@ -143,7 +143,12 @@ impl<'de> Deserialize<'de> for Section {
 #[serde(deny_unknown_fields)]
 pub struct RawUnit {
     pub name: Spanned<String>,
-    pub exec: Spanned<Vec<Spanned<String>>>,
+    /// Required unless `text` is given.
+    #[serde(default)]
+    pub exec: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The whole unit file as text, instead of `exec` and the section tables.
+    #[serde(default)]
+    pub text: Option<Spanned<String>>,
     #[serde(rename = "Unit", default)]
     pub unit: Option<Spanned<Section>>,
     #[serde(rename = "Service", default)]

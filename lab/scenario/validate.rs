@@ -14,6 +14,7 @@ use super::diagnostic::{Diagnostic, Severity, SourceMap};
 use super::directives;
 use super::duration::{parse_duration, parse_timespan};
 use super::model::*;
+use super::unit_text;
 use super::raw::{DirectiveValue, RawFile, RawScenario, RawStep, RawUnit, Scalar, Section};
 use super::window::derive_no_restart_window;
 use crate::image::Suite;
@@ -386,11 +387,21 @@ fn check_units(c: &mut Checker<'_>, units: &[(Range<usize>, RawUnit)], suites: &
             continue;
         }
         seen.push(name.clone());
-        let argv: Vec<String> = u.exec.as_ref().iter().map(|a| a.as_ref().clone()).collect();
+        if let Some(text) = &u.text {
+            if let Some(spec) = check_unit_text(c, span, u, text, name) {
+                out.push((span.clone(), spec));
+            }
+            continue;
+        }
+        let Some(exec) = &u.exec else {
+            c.error(span.clone(), "missing field `exec`", "add `exec = [\"/usr/local/bin/buggy-server\", ...]`: the program and its arguments");
+            continue;
+        };
+        let argv: Vec<String> = exec.as_ref().iter().map(|a| a.as_ref().clone()).collect();
         let mut ok = true;
-        match u.exec.as_ref().first() {
+        match exec.as_ref().first() {
             None => {
-                c.error(u.exec.span(), "`exec` is empty", "give the program and its arguments: [\"/usr/local/bin/buggy-server\", \"--listen\", \"0.0.0.0:8080\"]");
+                c.error(exec.span(), "`exec` is empty", "give the program and its arguments: [\"/usr/local/bin/buggy-server\", \"--listen\", \"0.0.0.0:8080\"]");
                 ok = false;
             }
             Some(prog) if !prog.as_ref().starts_with('/') => {
@@ -465,6 +476,124 @@ fn check_units(c: &mut Checker<'_>, units: &[(Range<usize>, RawUnit)], suites: &
         }
     }
     out
+}
+
+/// A `[[units]]` entry given as unit-file text: replayed as written. The directives go to
+/// systemd verbatim; whatever systemd would ignore or refuse (unknown or misplaced names,
+/// invalid `Type=`/`Restart=` values, a missing or relative `ExecStart=`) is a warning, since
+/// showing what systemd makes of it is the point. Only what the lab cannot render is an error.
+fn check_unit_text(
+    c: &mut Checker<'_>,
+    span: &Range<usize>,
+    u: &RawUnit,
+    text: &Spanned<String>,
+    name: UnitName,
+) -> Option<UnitSpec> {
+    let mut ok = true;
+    for (present, key) in [(u.exec.is_some(), "exec"), (u.unit.is_some(), "Unit"), (u.service.is_some(), "Service"), (u.install.is_some(), "Install")] {
+        if present {
+            c.error(text.span(), format!("`text` and `{key}` in one [[units]] entry"), "give the whole unit as `text`, or use `exec` and the section tables, not both");
+            ok = false;
+        }
+    }
+    let (lines, problems) = unit_text::parse_unit_text(text.as_ref());
+    // Each line is looked up in the file in order (exact for a literal string, which has no
+    // escapes), falling back to the whole value.
+    let value_span = text.span();
+    let source = &c.map.source()[value_span.clone()];
+    let mut search_from = 0;
+    let mut locate = |needle: &str| -> Range<usize> {
+        match source[search_from.min(source.len())..].find(needle) {
+            Some(i) if !needle.is_empty() => {
+                let start = search_from + i;
+                search_from = start + needle.len();
+                value_span.start + start..value_span.start + start + needle.len()
+            }
+            _ => value_span.clone(),
+        }
+    };
+    let mut problems = problems.into_iter().peekable();
+    let allow_invalid = std::mem::replace(&mut c.allow_invalid_values, true);
+    let mut file = UnitFile::default();
+    let mut service_type = ServiceType::Simple;
+    let mut restart = RestartPolicy::No;
+    let mut exec_start: Option<(Range<usize>, String)> = None;
+    for line in &lines {
+        // Problems before this line, in text order, so the lookup moves forward only.
+        while let Some(p) = problems.next_if(|p| p.span.start < line.key_span.start) {
+            let s = locate(&text.as_ref()[p.span.clone()]);
+            if p.fatal {
+                c.error(s, p.message.clone(), "write the other units separately, or leave the section out");
+                ok = false;
+            } else {
+                c.warning(s, p.message.clone(), "kept out of the rendered unit, as systemd would ignore it");
+            }
+        }
+        let key_span = locate(&line.key);
+        let key = Spanned::new(key_span.clone(), line.key.clone());
+        let known = match line.section.as_str() {
+            "Unit" => directives::UNIT,
+            "Service" => directives::SERVICE,
+            _ => directives::INSTALL,
+        };
+        check_directive_name(c, &line.section, &key, known, &[]);
+        if line.section == "Service" {
+            match line.key.as_str() {
+                "Type" if line.value.is_empty() => service_type = ServiceType::Simple,
+                "Type" => {
+                    if let Some(t) = closed_value(c, key_span.clone(), "Type", &line.value, ServiceType::ALL, "the unit stays Type=simple") {
+                        service_type = t;
+                    }
+                }
+                "Restart" if line.value.is_empty() => restart = RestartPolicy::No,
+                "Restart" => {
+                    if let Some(r) = closed_value(c, key_span.clone(), "Restart", &line.value, RestartPolicy::ALL, "the unit keeps its previous Restart= (default no)") {
+                        restart = r;
+                    }
+                }
+                "ExecStart" if line.value.is_empty() => exec_start = None,
+                "ExecStart" => exec_start = Some((key_span.clone(), line.value.clone())),
+                _ => {}
+            }
+        }
+        let d = Directive::new(line.key.clone(), line.value.clone());
+        match line.section.as_str() {
+            "Unit" => file.unit.push(d),
+            "Service" => file.service.push(d),
+            _ => file.install.push(d),
+        }
+    }
+    for p in problems {
+        let s = locate(&text.as_ref()[p.span.clone()]);
+        if p.fatal {
+            c.error(s, p.message.clone(), "write the other units separately, or leave the section out");
+            ok = false;
+        } else {
+            c.warning(s, p.message.clone(), "kept out of the rendered unit, as systemd would ignore it");
+        }
+    }
+    c.allow_invalid_values = allow_invalid;
+    let exec: Vec<String> = match &exec_start {
+        None => {
+            c.warning(value_span.clone(), "no ExecStart= in [Service]: systemd refuses to start a service without one", "add ExecStart=, unless the refusal is the point");
+            Vec::new()
+        }
+        Some((key_span, value)) => {
+            let (program, usable) = unit_text::exec_program(value);
+            if !usable {
+                c.warning(
+                    key_span.clone(),
+                    format!("ExecStart= program `{program}` is neither an absolute path nor a plain file name: systemd.service(5) refuses it"),
+                    "write an absolute path, unless the refusal is the point",
+                );
+            }
+            value.split_whitespace().map(str::to_string).collect()
+        }
+    };
+    if let (ServiceType::Oneshot, RestartPolicy::Always | RestartPolicy::OnSuccess) = (service_type, restart) {
+        c.warning(value_span.clone(), format!("Restart={restart} is refused for Type=oneshot: systemd will not load the unit"), "use Restart=on-failure (or no), or another Type=");
+    }
+    ok.then(|| UnitSpec { name, exec, file, service_type, restart, location: c.location(span) })
 }
 
 /// A closed-set value (`Type=`, `Restart=`): systemd logs "Failed to parse ..., ignoring" for
