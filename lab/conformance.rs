@@ -13,7 +13,7 @@ use crate::matrix::{self, CellPlan, Table};
 use crate::observe::{self, EventKind, Timeline};
 use crate::oracle::{self, CellKey, Deviation};
 use crate::progress::Progress;
-use crate::target::{parse_properties, Target, TargetError, TargetOptions};
+use crate::target::{parse_properties, JournalEntry, Target, TargetError, TargetOptions};
 use crate::watch::{kind, Watcher};
 
 /// Ports of the cells' servers (inside the target, on loopback).
@@ -48,7 +48,8 @@ pub struct CellResult {
     /// Time from the fault (or the start) to the decisive event, if any.
     pub decided_after_ms: Option<u64>,
     pub timeline: Timeline,
-    /// The unit's systemd journal lines up to the decision, normalised (snapshot material).
+    /// systemd's own journal lines about the unit, normalised (snapshot material); a restarted
+    /// cell's lines end at its first scheduled restart.
     pub journal: String,
 }
 
@@ -140,6 +141,7 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
     progress.finish(&format!("{} cell units installed", plans.len()));
 
     let origin = observe::monotonic_now_usec();
+    let cursor = target.journal_cursor().await?;
     let watcher = Arc::new(Watcher::start(target, origin, |u| u.starts_with("ul-")).await?);
     progress.step(&format!("observing {} cells", plans.len()));
     let mut start = vec!["systemctl", "start", "--no-block"];
@@ -165,6 +167,12 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
         results.push(r?);
     }
     results.extend(type_results?);
+    let after = format!("--after-cursor={cursor}");
+    let entries = target.journal(&[&after]).await?;
+    for r in &mut results {
+        let mine: Vec<&JournalEntry> = entries.iter().filter(|e| observe::entry_unit(e) == Some(r.unit.as_str())).collect();
+        r.journal = cell_snapshot(&mine, r.observed == "restart");
+    }
     progress.finish(&format!("{} cells observed", results.len()));
     Ok(results)
 }
@@ -233,17 +241,15 @@ async fn observe_restart_cell(
     };
     let failure = if from == usize::MAX { None } else { watcher.wait_for(unit, from, CELL_DEADLINE, kind(is_result)).await };
     let mut decided = None;
-    let mut cut = None;
     if let Some((fi, fe)) = &failure {
         let restart = watcher.wait_for(unit, fi + 1, matrix::no_restart_window(), kind(|k| matches!(k, EventKind::RestartScheduled { .. }))).await;
         match restart {
             Some((ri, re)) => {
                 decided = Some(re.at);
-                // Follow the restart to its next start so the journal shows it happen.
-                cut = watcher.wait_for(unit, ri + 1, CELL_DEADLINE, kind(|k| matches!(k, EventKind::Starting))).await.map(|(i, _)| i);
-                if cut.is_none() {
-                    notes.push("a restart was scheduled but no new start followed".into());
-                    cut = Some(ri);
+                // Follow the restart into its next start, so the timeline shows it happen.
+                let next = watcher.wait_for(unit, ri + 1, CELL_DEADLINE, kind(|k| matches!(k, EventKind::Starting | EventKind::Started))).await;
+                if next.is_none() {
+                    notes.push("a restart was scheduled but no new start was seen".into());
                 }
             }
             None => decided = Some(fe.at),
@@ -274,7 +280,7 @@ async fn observe_restart_cell(
         &props,
         decided.map(|d| d.saturating_sub(origin)),
         timeline,
-        journal_upto(watcher, unit, cut),
+        String::new(),
         notes,
     ))
 }
@@ -326,28 +332,33 @@ async fn observe_type_cells(
             &p,
             decided,
             timeline,
-            journal_upto(watcher, &plan.unit_name, None),
+            String::new(),
             notes,
         ));
     }
     Ok(results)
 }
 
-/// The unit's manager lines (PID 1) up to timeline index `cut` (inclusive), normalised. Only
-/// systemd's own lines: the service's output interleaves with them in an order that varies
-/// from run to run, which a snapshot must not.
-fn journal_upto(watcher: &Watcher, unit: &str, cut: Option<usize>) -> String {
-    let kept: Vec<_> = watcher
-        .entries(unit)
-        .into_iter()
-        .filter(|(i, _)| cut.is_none_or(|c| *i <= c))
-        .map(|(_, e)| e)
-        .filter(|e| {
-            let from_pid1 = e.get("_PID").and_then(|p| p.as_str()) == Some("1");
-            let resources = e.get("MESSAGE_ID").and_then(|p| p.as_str()) == Some(observe::message_id::UNIT_RESOURCES);
-            from_pid1 && !resources
-        })
-        .collect();
+/// The snapshot text of a cell: systemd's own lines about the unit, read back in one piece
+/// after the observation (the live follower is for timing; a one-shot read is the record).
+/// A cell that restarted is cut right after its first "Scheduled restart job" (and the
+/// "Stopped" that 252 prints next): what follows is the next cycle, whose length depends on
+/// when the observation ended.
+fn cell_snapshot(entries: &[&JournalEntry], restarted: bool) -> String {
+    let manager: Vec<&JournalEntry> = entries.iter().copied().filter(|e| journal::is_manager_line(e)).collect();
+    let mut kept: Vec<JournalEntry> = Vec::new();
+    let mut iter = manager.iter().peekable();
+    while let Some(e) = iter.next() {
+        kept.push((*e).clone());
+        if restarted && matches!(observe::classify(e), Some(EventKind::RestartScheduled { .. })) {
+            if let Some(next) = iter.peek() {
+                if matches!(observe::classify(next), Some(EventKind::Stopped)) {
+                    kept.push((**next).clone());
+                }
+            }
+            break;
+        }
+    }
     journal::normalise(&kept)
 }
 

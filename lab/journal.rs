@@ -5,6 +5,15 @@
 
 use crate::target::JournalEntry;
 
+/// Whether an entry is one of systemd's own lines (PID 1) worth a snapshot. The service's own
+/// lines are left out of snapshots: their order against PID 1's varies from run to run (two
+/// writers racing into journald). The resource-accounting line varies with load.
+pub fn is_manager_line(entry: &JournalEntry) -> bool {
+    let pid1 = entry.get("_PID").and_then(|p| p.as_str()) == Some("1");
+    let resources = entry.get("MESSAGE_ID").and_then(|p| p.as_str()) == Some(crate::observe::message_id::UNIT_RESOURCES);
+    pid1 && !resources
+}
+
 /// Render entries as `IDENTIFIER: MESSAGE` lines, redacted.
 pub fn normalise(entries: &[JournalEntry]) -> String {
     let mut out = String::new();

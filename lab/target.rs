@@ -129,6 +129,12 @@ fn host_config(cgroup: CgroupVersion, keep: bool) -> HostConfig {
         // The engine deletes the container as soon as PID 1 exits: this is what turns the
         // tether's poweroff into a removal even when the lab process is gone.
         auto_remove: Some(!keep),
+        // On a real host systemd raises this from the kernel's 10 to 512 early at boot, before
+        // journald's socket exists; in a container /proc/sys is read-only and the bump fails
+        // silently. With a queue of 10 datagrams PID 1's log lines are DROPPED whenever
+        // journald falls behind (seen here under load: "Starting ..." and "Deactivated
+        // successfully." lines missing), so targets get the value systemd would have set.
+        sysctls: Some(HashMap::from([("net.unix.max_dgram_qlen".to_string(), "512".to_string())])),
         ..Default::default()
     }
 }
@@ -417,7 +423,10 @@ impl Target {
     }
 
     /// The journal as JSON entries, with journalctl's own arguments (e.g. `["-u", "x.service"]`).
+    /// `journalctl --sync` first: journald processes messages asynchronously, so without it a
+    /// state already visible through `systemctl show` may not have its journal line yet.
     pub async fn journal(&self, args: &[&str]) -> Result<Vec<JournalEntry>, TargetError> {
+        self.exec_ok(&["journalctl", "--sync"]).await?;
         let mut argv = vec!["journalctl", "--no-pager", "-o", "json"];
         argv.extend_from_slice(args);
         let out = self.exec_ok(&argv).await?;
@@ -608,5 +617,6 @@ mod tests {
         assert_eq!(v2.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
         assert_eq!(v2.auto_remove, Some(false), "a kept target must survive its PID 1 exiting");
         assert!(v1.privileged.is_none(), "never --privileged: it fails on these hosts");
+        assert_eq!(v1.sysctls.unwrap()["net.unix.max_dgram_qlen"], "512", "or PID 1's log lines get dropped");
     }
 }

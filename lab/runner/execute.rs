@@ -809,15 +809,7 @@ kill -"$2" "$pid""#;
 /// writing to journald at the same moment), which a snapshot compared byte for byte must not;
 /// the resource-accounting line varies with the machine's load and is dropped.
 fn snapshot(entries: &[&JournalEntry]) -> String {
-    let kept: Vec<JournalEntry> = entries
-        .iter()
-        .filter(|e| {
-            let pid1 = e.get("_PID").and_then(|p| p.as_str()) == Some("1");
-            let resources = e.get("MESSAGE_ID").and_then(|p| p.as_str()) == Some(observe::message_id::UNIT_RESOURCES);
-            pid1 && !resources
-        })
-        .map(|e| (*e).clone())
-        .collect();
+    let kept: Vec<JournalEntry> = entries.iter().copied().filter(|e| journal::is_manager_line(e)).cloned().collect();
     journal::normalise(&kept)
 }
 
