@@ -1,7 +1,10 @@
 //! Journal normalisation for snapshots: one redaction layer, so that repeated runs give
 //! byte-identical text. Redacted: PIDs (also inside message text), "Consumed ..." resource
 //! figures, hex ids (invocation, boot, machine), and any timestamp; the journal's own time,
-//! cursor, hostname and id fields are never printed in the first place.
+//! cursor, hostname and id fields are never printed in the first place. Left out: the racy
+//! clean-up SIGKILL lines after a main process died (see `is_cleanup_kill`), all but the first
+//! of a run of "Killing process" lines (the rest name whatever else the cgroup held at that
+//! instant), and repeats of a unit-file warning (re-logged at every daemon-reload).
 
 use crate::target::JournalEntry;
 
@@ -14,11 +17,59 @@ pub fn is_manager_line(entry: &JournalEntry) -> bool {
     pid1 && !resources
 }
 
+/// Whether a line is systemd SIGKILLing what is left of a unit's processes after its main
+/// process died (between "Main process exited" and the unit's result). Whether such a line
+/// appears, and with which process name ("handler", "n/a"), depends on how far the kernel got
+/// tearing the dead process's threads down: measured to vary run to run, so snapshots leave
+/// these lines out. A SIGKILL that is a decision (a stop timeout) comes before the main
+/// process exits and is kept.
+fn is_cleanup_kill(message: &str, main_exited: bool) -> bool {
+    main_exited && message.contains("Killing process ") && message.ends_with("with signal SIGKILL.")
+}
+
+/// The signal of a "Killing process N (comm) with signal SIG." line.
+fn kill_signal(message: &str) -> Option<&str> {
+    if !message.contains("Killing process ") {
+        return None;
+    }
+    message.rsplit_once("with signal ").map(|(_, sig)| sig.trim_end_matches('.'))
+}
+
 /// Render entries as `IDENTIFIER: MESSAGE` lines, redacted.
 pub fn normalise(entries: &[JournalEntry]) -> String {
     let mut out = String::new();
+    // Units whose main process exited and whose result is not logged yet.
+    let mut exited: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut seen_load_warnings: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut last_kill: Option<(String, String)> = None;
     for e in entries {
         let Some(message) = e.get("MESSAGE").and_then(|m| m.as_str()) else { continue };
+        let unit = crate::observe::entry_unit(e).unwrap_or("").to_string();
+        if message.contains("Main process exited") {
+            exited.insert(unit.clone());
+        } else if message.contains("Failed with result") || message.contains("Deactivated successfully") {
+            exited.remove(&unit);
+        }
+        if is_cleanup_kill(message, exited.contains(&unit)) {
+            continue;
+        }
+        // systemd signals the main process first, then whatever else is in the unit's cgroup
+        // at that instant; for a shell sidecar that is a curl one time and a sleep the next.
+        // Only the first line of such a run is kept.
+        if let Some(signal) = kill_signal(message) {
+            if last_kill.as_ref() == Some(&(unit.clone(), signal.to_string())) {
+                continue;
+            }
+            last_kill = Some((unit.clone(), signal.to_string()));
+        } else {
+            last_kill = None;
+        }
+        // Unit-file warnings ("/etc/systemd/system/x.service:3: Failed to parse ...") are
+        // logged again at every daemon-reload, including reloads done for OTHER scenarios on a
+        // shared target: only the first, from this unit's own load, belongs to its story.
+        if message.starts_with('/') && !seen_load_warnings.insert(message.to_string()) {
+            continue;
+        }
         let ident = e.get("SYSLOG_IDENTIFIER").and_then(|m| m.as_str()).unwrap_or("?");
         out.push_str(&redact_identifier(ident));
         out.push_str(": ");
@@ -101,6 +152,28 @@ mod tests {
         assert_eq!(redact(s), s);
         assert_eq!(redact("Watchdog timeout (limit 1s)!"), "Watchdog timeout (limit 1s)!");
         assert_eq!(redact("Main process exited, code=exited, status=3/NOTIMPLEMENTED"), "Main process exited, code=exited, status=3/NOTIMPLEMENTED");
+    }
+
+    #[test]
+    fn clean_up_kills_after_the_main_exit_are_left_out_but_stop_timeout_kills_stay() {
+        let line = |m: &str| -> JournalEntry {
+            serde_json::from_str(&format!(r#"{{"SYSLOG_IDENTIFIER":"systemd","MESSAGE":"{m}","_PID":"1","UNIT":"a.service"}}"#)).unwrap()
+        };
+        let entries = vec![
+            line("a.service: State 'stop-sigterm' timed out. Killing."),
+            line("a.service: Killing process 7 (buggy-server) with signal SIGKILL."),
+            line("a.service: Killing process 8 (curl) with signal SIGKILL."),
+            line("a.service: Main process exited, code=killed, status=6/ABRT"),
+            line("a.service: Killing process 9 (handler) with signal SIGKILL."),
+            line("a.service: Failed with result 'watchdog'."),
+        ];
+        assert_eq!(
+            normalise(&entries),
+            "systemd: a.service: State 'stop-sigterm' timed out. Killing.\n\
+             systemd: a.service: Killing process [PID] (buggy-server) with signal SIGKILL.\n\
+             systemd: a.service: Main process exited, code=killed, status=6/ABRT\n\
+             systemd: a.service: Failed with result 'watchdog'.\n"
+        );
     }
 
     #[test]

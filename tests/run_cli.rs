@@ -98,7 +98,7 @@ fn one_bad_file_among_good_ones_stops_everything() {
 #[case::bookworm("bookworm", "systemd 252")]
 #[case::trixie("trixie", "systemd 257")]
 fn every_shipped_scenario_holds_and_the_json_report_parses(#[case] suite: &str, #[case] systemd: &str) {
-    let out = unitlab(&["run", "scenarios/", "--suite", suite, "--format", "json"], None);
+    let out = unitlab(&["run", "scenarios/examples", "--suite", suite, "--format", "json"], None);
     let stdout = text(&out.stdout);
     let report: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{}", text(&out.stderr)));

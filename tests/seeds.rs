@@ -11,6 +11,19 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_unitlab");
 
+/// Every seed scenario (the test also checks this list against scenarios/seeds/).
+const SEEDS: [&str; 9] = [
+    "seed000-sshd-every-death",
+    "seed000-sshd-start-limit",
+    "seed000-watchdogged",
+    "seed001-sidecar-notifyaccess-default",
+    "seed001-sidecar-random-hang",
+    "seed001-sidecar-type-notify",
+    "seed002-fd-exhaustion",
+    "seed002-go-liveness",
+    "seed002-go-readiness",
+];
+
 fn run_seeds(suite: &str) -> Value {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(BIN)
@@ -176,10 +189,13 @@ fn every_seed_replay_holds_with_its_measured_facts(#[case] suite: &str, #[case] 
     assert_eq!(kinds(fds, "naive-fresh", "watchdog-timeout").len(), 1, "sd_notify needs an fd per message");
     assert!(kinds(fds, "naive-keep", "watchdog-timeout").is_empty(), "a kept notify socket hides the exhaustion");
 
-    // Journal snapshots of the runs whose endings are deterministic, one per systemd version.
+    // Journal snapshots, one per scenario and systemd version. The runner groups lines by
+    // unit, so units running side by side no longer interleave differently from run to run.
     let suffix = systemd.replace(' ', "");
-    // (Scenarios whose units run side by side interleave their lines from run to run: no snapshot.)
-    for name in ["seed000-watchdogged", "seed002-go-readiness"] {
+    let mut names: Vec<&str> = report["results"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, SEEDS.to_vec(), "SEEDS must list every scenario under scenarios/seeds");
+    for name in SEEDS {
         let snap = scenario(&report, name)["snapshot"].as_str().unwrap().to_string();
         insta::with_settings!({ snapshot_suffix => suffix.clone(), prepend_module_to_snapshot => true }, {
             insta::assert_snapshot!(name, snap);

@@ -165,14 +165,28 @@ pub async fn execute(input: &Input<'_>) -> ScenarioResult {
 /// target starts from what the image holds.
 async fn clean_up(input: &Input<'_>, names: &[String]) -> Result<(), String> {
     let target = input.target;
-    let mut stop = vec!["systemctl", "stop"];
-    stop.extend(names.iter().map(String::as_str));
-    let out = tokio::time::timeout(JOB_DEADLINE, target.exec(&stop))
-        .await
-        .map_err(|_| format!("stop the units of {} on {}: no answer within {JOB_DEADLINE:?}", input.scenario.name, target.name()))?
-        .map_err(|e| format!("stop the units of {}: {e}", input.scenario.name))?;
-    if !out.success() {
-        return Err(format!("stop the units of {} on {}: {}", input.scenario.name, target.name(), out.stderr.trim()));
+    // Only units systemd loaded can be stopped: a unit it refused (e.g. a relative
+    // ExecStart=, replayed on purpose) makes `systemctl stop` fail for the whole list.
+    let mut show = vec!["systemctl", "show", "--property", "Id,LoadState"];
+    show.extend(names.iter().map(String::as_str));
+    let shown = target.exec_ok(&show).await.map_err(|e| format!("read the load state of {}'s units: {e}", input.scenario.name))?;
+    let loaded: Vec<String> = shown
+        .stdout
+        .split("\n\n")
+        .map(crate::target::parse_properties)
+        .filter(|p| p.get("LoadState").is_some_and(|s| s == "loaded"))
+        .filter_map(|p| p.get("Id").cloned())
+        .collect();
+    if !loaded.is_empty() {
+        let mut stop = vec!["systemctl", "stop"];
+        stop.extend(loaded.iter().map(String::as_str));
+        let out = tokio::time::timeout(JOB_DEADLINE, target.exec(&stop))
+            .await
+            .map_err(|_| format!("stop the units of {} on {}: no answer within {JOB_DEADLINE:?}", input.scenario.name, target.name()))?
+            .map_err(|e| format!("stop the units of {}: {e}", input.scenario.name))?;
+        if !out.success() {
+            return Err(format!("stop the units of {} on {}: {}", input.scenario.name, target.name(), out.stderr.trim()));
+        }
     }
     let mut reset = vec!["systemctl", "reset-failed"];
     reset.extend(names.iter().map(String::as_str));
@@ -808,8 +822,12 @@ kill -"$2" "$pid""#;
 /// lines interleave with PID 1's in an order that varies from run to run (two processes
 /// writing to journald at the same moment), which a snapshot compared byte for byte must not;
 /// the resource-accounting line varies with the machine's load and is dropped.
+///
+/// Lines are grouped by unit (in unit-name order, journal order within a unit): each unit's
+/// own sequence is deterministic, but how two units' lines interleave depends on scheduling.
 fn snapshot(entries: &[&JournalEntry]) -> String {
-    let kept: Vec<JournalEntry> = entries.iter().copied().filter(|e| journal::is_manager_line(e)).cloned().collect();
+    let mut kept: Vec<JournalEntry> = entries.iter().copied().filter(|e| journal::is_manager_line(e)).cloned().collect();
+    kept.sort_by(|a, b| observe::entry_unit(a).cmp(&observe::entry_unit(b)));
     journal::normalise(&kept)
 }
 
