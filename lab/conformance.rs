@@ -76,11 +76,9 @@ pub struct MatrixRun {
 
 impl MatrixRun {
     pub fn cells_of(&self, table: Table) -> impl Iterator<Item = &CellResult> {
-        self.cells.iter().filter(move |c| match (table, c.key) {
-            (Table::Restart, CellKey::Restart(..)) => true,
-            (Table::Type, CellKey::Type { .. }) => true,
-            _ => false,
-        })
+        self.cells
+            .iter()
+            .filter(move |c| matches!((table, c.key), (Table::Restart, CellKey::Restart(..)) | (Table::Type, CellKey::Type { .. })))
     }
 }
 

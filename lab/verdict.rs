@@ -95,6 +95,26 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// A passing result with nothing observed yet; the runner fills it in as it goes.
+    pub fn new(name: &str, description: &str, path: &std::path::Path, suite: &str, systemd: &str) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_string(),
+            description: description.to_string(),
+            path: path.to_path_buf(),
+            suite: suite.to_string(),
+            systemd: systemd.to_string(),
+            outcome: Outcome::Pass,
+            error: None,
+            warnings: Vec::new(),
+            checks: Vec::new(),
+            timings: Vec::new(),
+            units: Vec::new(),
+            timeline: Vec::new(),
+            snapshot: None,
+            duration: Duration::ZERO,
+        }
+    }
+
     pub fn failed_checks(&self) -> impl Iterator<Item = &CheckResult> {
         self.checks.iter().filter(|c| !c.passed)
     }
@@ -139,25 +159,11 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn the_run_outcome_is_the_worst_scenario_outcome() {
-        let r = |outcome| ScenarioResult {
-            name: "x".into(),
-            description: String::new(),
-            path: PathBuf::from("x.toml"),
-            suite: "bookworm".into(),
-            systemd: "systemd 252".into(),
-            outcome,
-            error: None,
-            warnings: vec![],
-            checks: vec![],
-            timings: vec![],
-            units: vec![],
-            timeline: vec![],
-            snapshot: None,
-            duration: Duration::ZERO,
-        };
+        let r = |outcome| ScenarioResult { outcome, ..ScenarioResult::new("x", "", Path::new("x.toml"), "bookworm", "systemd 252") };
         assert_eq!(RunReport::new(vec![r(Outcome::Pass), r(Outcome::Fail)], Duration::ZERO).outcome, Outcome::Fail);
         assert_eq!(RunReport::new(vec![r(Outcome::Error), r(Outcome::Fail)], Duration::ZERO).outcome, Outcome::Error);
         assert_eq!(RunReport::new(vec![], Duration::ZERO).outcome, Outcome::Pass);

@@ -106,22 +106,14 @@ pub async fn execute(input: &Input<'_>) -> ScenarioResult {
         .iter()
         .map(|d| format!("{}: {}", d.location(), d.message))
         .collect();
-    let mut result = ScenarioResult {
-        name: scenario.name.clone(),
-        description: scenario.description.clone(),
-        path: scenario.path.clone(),
-        suite: input.suite.name().to_string(),
-        systemd: input.target.systemd_version().to_string(),
-        outcome: Outcome::Pass,
-        error: None,
-        warnings: Vec::new(),
-        checks: Vec::new(),
-        timings: Vec::new(),
-        units: rendered.clone(),
-        timeline: Vec::new(),
-        snapshot: None,
-        duration: Duration::ZERO,
-    };
+    let mut result = ScenarioResult::new(
+        &scenario.name,
+        &scenario.description,
+        &scenario.path,
+        input.suite.name(),
+        input.target.systemd_version(),
+    );
+    result.units = rendered.clone();
     let mut run = match Run::begin(input, names, &rendered, &mut warnings).await {
         Ok(run) => run,
         Err(e) => {

@@ -3,7 +3,7 @@
 //! needs one; results in load order whatever order they finished in.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Mutex, Semaphore};
 
@@ -178,19 +178,8 @@ async fn configure(target: &Target, scenario: &Scenario) -> Result<(), TargetErr
 
 fn error_result(scenario: &Scenario, suite: Suite, error: String) -> ScenarioResult {
     ScenarioResult {
-        name: scenario.name.clone(),
-        description: scenario.description.clone(),
-        path: scenario.path.clone(),
-        suite: suite.name().to_string(),
-        systemd: String::new(),
         outcome: Outcome::Error,
         error: Some(error),
-        warnings: Vec::new(),
-        checks: Vec::new(),
-        timings: Vec::new(),
-        units: Vec::new(),
-        timeline: Vec::new(),
-        snapshot: None,
-        duration: Duration::ZERO,
+        ..ScenarioResult::new(&scenario.name, &scenario.description, &scenario.path, suite.name(), "")
     }
 }
