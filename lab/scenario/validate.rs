@@ -521,13 +521,7 @@ fn check_unit_text(
     for line in &lines {
         // Problems before this line, in text order, so the lookup moves forward only.
         while let Some(p) = problems.next_if(|p| p.span.start < line.key_span.start) {
-            let s = locate(&text.as_ref()[p.span.clone()]);
-            if p.fatal {
-                c.error(s, p.message.clone(), "write the other units separately, or leave the section out");
-                ok = false;
-            } else {
-                c.warning(s, p.message.clone(), "kept out of the rendered unit, as systemd would ignore it");
-            }
+            ok &= report_text_problem(c, &mut locate, text.as_ref(), &p);
         }
         let key_span = locate(&line.key);
         let key = Spanned::new(key_span.clone(), line.key.clone());
@@ -564,13 +558,7 @@ fn check_unit_text(
         }
     }
     for p in problems {
-        let s = locate(&text.as_ref()[p.span.clone()]);
-        if p.fatal {
-            c.error(s, p.message.clone(), "write the other units separately, or leave the section out");
-            ok = false;
-        } else {
-            c.warning(s, p.message.clone(), "kept out of the rendered unit, as systemd would ignore it");
-        }
+        ok &= report_text_problem(c, &mut locate, text.as_ref(), &p);
     }
     c.allow_invalid_values = allow_invalid;
     let exec: Vec<String> = match &exec_start {
@@ -1048,6 +1036,23 @@ fn check_properties(c: &mut Checker<'_>, action: &Spanned<String>, s: &RawStep, 
         return None;
     }
     Some(Expectation::Unit { unit, checks })
+}
+
+/// Report one problem of a unit given as text; returns false when it is fatal.
+fn report_text_problem(
+    c: &mut Checker<'_>,
+    locate: &mut dyn FnMut(&str) -> Range<usize>,
+    text: &str,
+    p: &unit_text::TextProblem,
+) -> bool {
+    let s = locate(&text[p.span.clone()]);
+    if p.fatal {
+        c.error(s, p.message.clone(), "write the other units separately, or leave the section out");
+        false
+    } else {
+        c.warning(s, p.message.clone(), "kept out of the rendered unit, as systemd would ignore it");
+        true
+    }
 }
 
 #[cfg(test)]
