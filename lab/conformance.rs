@@ -139,7 +139,6 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
     progress.finish(&format!("{} cell units installed", plans.len()));
 
     let origin = observe::monotonic_now_usec();
-    let cursor = target.journal_cursor().await?;
     let watcher = Arc::new(Watcher::start(target, origin, |u| u.starts_with("ul-")).await?);
     progress.step(&format!("observing {} cells", plans.len()));
     let mut start = vec!["systemctl", "start", "--no-block"];
@@ -165,7 +164,7 @@ pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) 
         results.push(r?);
     }
     results.extend(type_results?);
-    let after = format!("--after-cursor={cursor}");
+    let after = format!("--after-cursor={}", watcher.cursor());
     let entries = target.journal(&[&after]).await?;
     for r in &mut results {
         let mine: Vec<&JournalEntry> = entries.iter().filter(|e| observe::entry_unit(e) == Some(r.unit.as_str())).collect();

@@ -17,6 +17,8 @@ use crate::target::{JournalEntry, Target, TargetError};
 /// Follows a target's journal for the units whose names match a filter.
 pub struct Watcher {
     inner: Arc<Shared>,
+    /// The journal cursor the watcher follows from: read "everything since" with it.
+    cursor: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -74,7 +76,13 @@ impl Watcher {
                 let _ = shared.tx.send(unit);
             }
         });
-        Ok(Watcher { inner, task })
+        Ok(Watcher { inner, cursor, task })
+    }
+
+    /// The cursor this watcher follows from (pass as `--after-cursor=` for a one-shot read of
+    /// the same span).
+    pub fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     pub fn origin_usec(&self) -> u64 {

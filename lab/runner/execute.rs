@@ -208,7 +208,6 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, String> {
         let target = input.target;
         let scenario = input.scenario;
-        let cursor = target.journal_cursor().await.map_err(infra("read the journal cursor"))?;
         let origin_usec = observe::monotonic_now_usec();
         let mine: Vec<String> = names.values().cloned().collect();
         let watcher = Watcher::start(target, origin_usec, move |u| mine.iter().any(|m| m == u))
@@ -234,6 +233,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        let cursor = watcher.cursor().to_string();
         Ok(Run {
             input,
             target,
