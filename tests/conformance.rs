@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rstest::rstest;
-use unitlab::conformance::{self, CellResult, MatrixRun};
-use unitlab::matrix::Table;
-use unitlab::oracle::{self, CellKey, Cause, RestartPolicy, ServiceType};
+use unitlab::tables::conformance::{self, CellResult, MatrixRun};
+use unitlab::tables::cells::Table;
+use unitlab::tables::oracle::{self, CellKey, Cause, RestartPolicy, ServiceType};
 use unitlab::progress::Lines;
 use unitlab::Suite;
 

@@ -2,7 +2,7 @@
 //! its Restart= table is the oracle's, every reviewed deviation is listed, and it opens with
 //! the two set-up commands.
 
-use unitlab::oracle::{self, CellKey, Cause, RestartPolicy};
+use unitlab::tables::oracle::{self, CellKey, Cause, RestartPolicy};
 
 const README: &str = include_str!("../README.md");
 

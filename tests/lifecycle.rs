@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bollard::models::{ContainerCreateBody, EventMessage};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder};
 use futures_util::{Stream, StreamExt};
-use unitlab::{reaper, Engine, Suite};
+use unitlab::target::reaper;
+use unitlab::{Engine, Suite};
 
 const UNITLAB: &str = env!("CARGO_BIN_EXE_unitlab");
 

@@ -237,7 +237,7 @@ fn no_restart_window_is_derived_from_the_unit() {
         .unwrap();
     assert_eq!(window, std::time::Duration::from_secs(5));
     assert_eq!(source, scenario::WindowSource::Derived("2 × (RestartSec=2s + WatchdogSec=0) + 1s = 5s".into()));
-    assert_eq!(window, scenario::no_restart_window(&s.units()[0].file, &s.manager));
+    assert_eq!(window, unitlab::systemd::no_restart_window(&s.units()[0].file, &s.manager));
 }
 
 #[test]

@@ -102,11 +102,11 @@ async fn exec_line_escaping_survives_systemds_parser(#[case] suite: Suite) {
     let args = ["a b", "$HOME", "${X}", "100%", "%n", "it's", "say \"hi\"", "back\\slash", ";", "", "tab\there"];
     let mut argv: Vec<String> = vec!["/usr/bin/printf".into(), "[%s]".into()];
     argv.extend(args.iter().map(|s| s.to_string()));
-    let unit = unitlab::unit::UnitFile {
+    let unit = unitlab::systemd::unit::UnitFile {
         service: vec![
-            unitlab::unit::Directive::new("Type", "oneshot"),
-            unitlab::unit::Directive::new("ExecStart", unitlab::unit::exec_line(&argv)),
-            unitlab::unit::Directive::new("StandardOutput", "file:/run/escape.out"),
+            unitlab::systemd::unit::Directive::new("Type", "oneshot"),
+            unitlab::systemd::unit::Directive::new("ExecStart", unitlab::systemd::unit::exec_line(&argv)),
+            unitlab::systemd::unit::Directive::new("StandardOutput", "file:/run/escape.out"),
         ],
         ..Default::default()
     };
@@ -116,5 +116,5 @@ async fn exec_line_escaping_survives_systemds_parser(#[case] suite: Suite) {
     assert!(started.success(), "unit:\n{}\n{}", unit.render(), started.stderr);
     let out = target.exec_ok(&["cat", "/run/escape.out"]).await.unwrap();
     let expected: String = args.iter().map(|a| format!("[{a}]")).collect();
-    assert_eq!(out.stdout, expected, "rendered: {}", unitlab::unit::exec_line(&argv));
+    assert_eq!(out.stdout, expected, "rendered: {}", unitlab::systemd::unit::exec_line(&argv));
 }

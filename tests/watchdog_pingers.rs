@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rstest::rstest;
 use unitlab::observe::{self, EventKind};
-use unitlab::unit::{exec_line, Directive, UnitFile};
-use unitlab::watch::{kind, Watcher};
+use unitlab::systemd::unit::{exec_line, Directive, UnitFile};
+use unitlab::run::watch::{kind, Watcher};
 use unitlab::Suite;
 
 const WATCHDOG: Duration = Duration::from_secs(2);

@@ -3,18 +3,13 @@
 //! file:line:col diagnostics, before any container starts. Synchronous, no Docker.
 
 mod diagnostic;
-mod directives;
-mod duration;
 mod load;
 mod model;
 mod raw;
-mod signal;
 mod unit_text;
 mod validate;
-mod window;
 
 pub use diagnostic::{has_errors, render_all, Diagnostic, Severity, SourceMap};
-pub use duration::{format_duration, parse_duration, parse_timespan, DurationError, Timespan};
 pub use load::{load_file, load_paths, parse_str, Loaded};
 pub use model::{
     ActiveState, ControlFault, CountRange, ExtraFile, Expectation, Fault, HangPart, HttpExpect, KillWhom,
@@ -22,4 +17,3 @@ pub use model::{
     Signal, Step, StepKind, SubState, TextMatch, UnitName, UnitSpec, Wait, WindowSource,
 };
 pub use validate::{DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT};
-pub use window::{derive_no_restart_window, no_restart_window, WindowDerivation, DEFAULT_RESTART_SEC, WINDOW_SLACK};

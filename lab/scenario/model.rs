@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::image::Suite;
-use crate::unit::{Directive, UnitFile};
+use crate::systemd::unit::{Directive, UnitFile};
+use crate::systemd::words::word_enum;
+use crate::systemd::Suite;
 
-pub use super::signal::Signal;
+pub use crate::systemd::{ActiveState, ManagerSettings, KillWhom, MainExit, RestartPolicy, ServiceResult, ServiceType, Signal, SubState};
 
 /// Where something was written: file and 1-based line/column, for reports that point back at
 /// the scenario (a failed expectation names its step's line).
@@ -136,42 +137,13 @@ pub struct UnitSpec {
     /// `exec`: the program and its arguments (argv[0] absolute).
     pub exec: Vec<String>,
     /// The unit file: `[Unit]`, then `[Service]` starting with `ExecStart=` (escaped with
-    /// [`crate::unit::exec_line`]), then `[Install]`; directives verbatim, in the order written.
+    /// [`crate::systemd::unit::exec_line`]), then `[Install]`; directives verbatim, in the order written.
     pub file: UnitFile,
     /// The `Type=` systemd will use: the last valid `Type=` line, else `simple`.
     pub service_type: ServiceType,
     /// The `Restart=` systemd will use: the last valid `Restart=` line, else `no`.
     pub restart: RestartPolicy,
     pub location: Location,
-}
-
-/// system.conf `[Manager]` overrides, as a drop-in (`/etc/systemd/system.conf.d/*.conf`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ManagerSettings {
-    pub directives: Vec<Directive>,
-}
-
-impl ManagerSettings {
-    pub fn is_empty(&self) -> bool {
-        self.directives.is_empty()
-    }
-
-    /// The last value given for `key`.
-    pub fn value(&self, key: &str) -> Option<&str> {
-        self.directives.iter().rev().find(|d| d.key == key).map(|d| d.value.as_str())
-    }
-
-    /// The drop-in's text: `[Manager]` and the directives, or an empty string when there are none.
-    pub fn render(&self) -> String {
-        if self.is_empty() {
-            return String::new();
-        }
-        let mut out = String::from("[Manager]\n");
-        for d in &self.directives {
-            out.push_str(&format!("{}={}\n", d.key, d.value));
-        }
-        out
-    }
 }
 
 /// A file placed into the target before units are installed.
@@ -273,23 +245,6 @@ impl Fault {
     }
 }
 
-/// `systemctl kill --kill-whom=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillWhom {
-    All,
-    Main,
-    Control,
-}
-
-impl KillWhom {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KillWhom::All => "all",
-            KillWhom::Main => "main",
-            KillWhom::Control => "control",
-        }
-    }
-}
 
 /// A fault of buggy-server's control endpoint (services/README.md, "Control endpoint").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,7 +292,7 @@ impl ControlFault {
         }
         if let Some(after) = after {
             // buggy-server reads single-unit spans; a compound one (`1min 30s`) goes as ms.
-            let text = super::duration::format_duration(after);
+            let text = crate::systemd::format_duration(after);
             let text = if text.contains(' ') { format!("{}ms", after.as_millis()) } else { text };
             q.push_str(&format!("&after={text}"));
         }
@@ -345,96 +300,12 @@ impl ControlFault {
     }
 }
 
-/// Creates a closed set of words with `as_str`, `ALL`, `FromStr` and `Display`.
-macro_rules! word_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            /// Every value, in systemd's documentation order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The word as systemd writes it.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ();
-            /// Exact, case-sensitive match (systemd is case-sensitive).
-            fn from_str(s: &str) -> Result<Self, ()> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or(())
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 
 word_enum! {
     /// buggy-server's `hang` parts.
     HangPart { Accept = "accept", Handlers = "handlers", Watchdog = "watchdog", All = "all" }
 }
 
-word_enum! {
-    /// `Type=` of a service.
-    ServiceType {
-        Simple = "simple", Exec = "exec", Forking = "forking", Oneshot = "oneshot", Dbus = "dbus",
-        Notify = "notify", NotifyReload = "notify-reload", Idle = "idle",
-    }
-}
-
-word_enum! {
-    /// `Restart=`.
-    RestartPolicy {
-        No = "no", Always = "always", OnSuccess = "on-success", OnFailure = "on-failure",
-        OnAbnormal = "on-abnormal", OnAbort = "on-abort", OnWatchdog = "on-watchdog",
-    }
-}
-
-word_enum! {
-    /// A unit's `ActiveState`.
-    ActiveState {
-        Active = "active", Reloading = "reloading", Inactive = "inactive", Failed = "failed",
-        Activating = "activating", Deactivating = "deactivating", Maintenance = "maintenance",
-        /// v256+.
-        Refreshing = "refreshing",
-    }
-}
-
-word_enum! {
-    /// A service's `SubState` (systemd 252..257; the `*-before-auto-restart` and
-    /// `auto-restart-queued` states exist from v254).
-    SubState {
-        Dead = "dead", Condition = "condition", StartPre = "start-pre", Start = "start",
-        StartPost = "start-post", Running = "running", Exited = "exited", Reload = "reload",
-        ReloadSignal = "reload-signal", ReloadNotify = "reload-notify", Mounting = "mounting",
-        Stop = "stop", StopWatchdog = "stop-watchdog", StopSigterm = "stop-sigterm",
-        StopSigkill = "stop-sigkill", StopPost = "stop-post", FinalWatchdog = "final-watchdog",
-        FinalSigterm = "final-sigterm", FinalSigkill = "final-sigkill", Failed = "failed",
-        DeadBeforeAutoRestart = "dead-before-auto-restart",
-        FailedBeforeAutoRestart = "failed-before-auto-restart",
-        DeadResourcesPinned = "dead-resources-pinned", AutoRestart = "auto-restart",
-        AutoRestartQueued = "auto-restart-queued", Cleaning = "cleaning",
-    }
-}
-
-word_enum! {
-    /// A service's `Result`.
-    ServiceResult {
-        Success = "success", ExitCode = "exit-code", Signal = "signal", CoreDump = "core-dump",
-        Timeout = "timeout", Watchdog = "watchdog", StartLimitHit = "start-limit-hit",
-        Protocol = "protocol", Resources = "resources", OomKill = "oom-kill",
-        ExecCondition = "exec-condition",
-    }
-}
 
 /// Blocking waits, each with a deadline.
 #[derive(Debug, Clone, PartialEq)]
@@ -535,7 +406,7 @@ impl Expectation {
 pub enum WindowSource {
     /// Written as `window = "..."`.
     Explicit,
-    /// Computed by [`super::window::no_restart_window`]; the text states the inputs.
+    /// Computed by [`crate::systemd::no_restart_window`]; the text states the inputs.
     Derived(String),
 }
 
@@ -600,50 +471,6 @@ impl PropertyCheck {
     }
 }
 
-/// How the main process ended (`ExecMainCode`/`ExecMainStatus`: code 1 = exited with status,
-/// 2 = killed by signal, 3 = killed and dumped core).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MainExit {
-    /// `exit_code = N`.
-    Exited(u8),
-    /// `exit_signal = "SEGV"`; `dumped` is `Some` only when `core_dumped` was written.
-    Killed { signal: Signal, dumped: Option<bool> },
-}
-
-impl MainExit {
-    /// Read `ExecMainCode` and `ExecMainStatus`; `None` when the process has not ended (code 0).
-    pub fn from_properties(code: &str, status: &str) -> Option<MainExit> {
-        let status: i32 = status.trim().parse().ok()?;
-        match code.trim() {
-            "1" => u8::try_from(status).ok().map(MainExit::Exited),
-            "2" => Signal::from_number(status).map(|signal| MainExit::Killed { signal, dumped: Some(false) }),
-            "3" => Signal::from_number(status).map(|signal| MainExit::Killed { signal, dumped: Some(true) }),
-            _ => None,
-        }
-    }
-
-    /// Does an observed exit satisfy this expected one?
-    pub fn matches(&self, found: &MainExit) -> bool {
-        match (self, found) {
-            (MainExit::Exited(a), MainExit::Exited(b)) => a == b,
-            (MainExit::Killed { signal: a, dumped: want }, MainExit::Killed { signal: b, dumped: got }) => {
-                a == b && (want.is_none() || want == got)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for MainExit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MainExit::Exited(code) => write!(f, "exit code {code}"),
-            MainExit::Killed { signal, dumped: None } => write!(f, "killed by {signal}"),
-            MainExit::Killed { signal, dumped: Some(true) } => write!(f, "killed by {signal} with a core dump"),
-            MainExit::Killed { signal, dumped: Some(false) } => write!(f, "killed by {signal} without a core dump"),
-        }
-    }
-}
 
 /// An inclusive range of counts: `3`, `">=1"`, `">1"`, `"<=3"`, `"<3"`, `"1..3"` (= `"1..=3"`,
 /// both ends included).

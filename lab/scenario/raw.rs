@@ -311,7 +311,7 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
             }
             other => {
                 let mut d = map.error(key_span, format!("unknown top-level key `{other}`"));
-                d = match super::directives::suggest(other, TOP_LEVEL_KEYS) {
+                d = match crate::systemd::directives::suggest(other, TOP_LEVEL_KEYS) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                     None => d.with_hint(format!("top-level keys are: {}", TOP_LEVEL_KEYS.join(", "))),
                 };
@@ -379,7 +379,7 @@ fn serde_diagnostic(map: &SourceMap<'_>, e: &toml::de::Error, fallback: Range<us
             .split_once("expected")
             .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
             .unwrap_or_default();
-        if let Some(s) = super::directives::suggest(field, &expected) {
+        if let Some(s) = crate::systemd::directives::suggest(field, &expected) {
             d = d.with_hint(format!("did you mean `{s}`?"));
         } else if field.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
             d = d.with_hint("directives go in a section table: [units.Unit], [units.Service] or [units.Install]");

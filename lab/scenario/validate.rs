@@ -11,14 +11,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Severity, SourceMap};
-use super::directives;
-use super::duration::{parse_duration, parse_timespan};
+use crate::systemd::directives;
+use crate::systemd::{parse_duration, parse_timespan};
 use super::model::*;
 use super::unit_text;
 use super::raw::{DirectiveValue, RawFile, RawScenario, RawStep, RawUnit, Scalar, Section};
-use super::window::derive_no_restart_window;
-use crate::image::Suite;
-use crate::unit::{exec_line, Directive, UnitFile};
+use crate::systemd::derive_no_restart_window;
+use crate::systemd::Suite;
+use crate::systemd::unit::{exec_line, Directive, UnitFile};
 
 /// Deadline of a wait step without `within`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);

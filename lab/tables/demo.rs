@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::conformance::{CellResult, MatrixRun};
-use crate::matrix::{self, Table};
-use crate::matrix_view;
+use crate::tables::conformance::{CellResult, MatrixRun};
+use crate::tables::cells::{self, Table};
+use crate::tables::view;
 use crate::observe::{EventKind, Timeline};
-use crate::oracle::{CellKey, Cause, RestartPolicy, ServiceType};
+use crate::tables::oracle::{CellKey, Cause, RestartPolicy, ServiceType};
 
 fn cause_story(cause: Cause) -> &'static str {
     match cause {
@@ -70,21 +70,21 @@ pub fn restart(run: &MatrixRun) -> String {
         "Each option ran as its own unit with a deliberately buggy HTTP server; once it was up the lab\n\
          made it fail in each of five ways and watched what systemd did. RestartSec is systemd's default\n\
          ({:?}); \"no restart\" means nothing happened for {:?} after the failure.\n",
-        matrix::DEFAULT_RESTART_SEC,
-        matrix::no_restart_window()
+        cells::DEFAULT_RESTART_SEC,
+        cells::no_restart_window()
     );
     for policy in RestartPolicy::ALL {
         let _ = writeln!(out, "Restart={} — {}", policy.name(), policy.purpose());
         for cause in Cause::ALL {
             let Some(c) = run.cells.iter().find(|c| c.key == CellKey::Restart(policy, cause)) else { continue };
-            let fault_at = crate::conformance::fault_time(&c.timeline).unwrap_or_default();
+            let fault_at = crate::tables::conformance::fault_time(&c.timeline).unwrap_or_default();
             let decision = if c.observed == "restart" { "RESTARTED" } else { "stayed down" };
             let _ = writeln!(out, "  {:<44} {:<12} {}", format!("{}:", cause_story(cause)), decision, verdict_mark(c));
             let _ = writeln!(out, "      {}", compact(&c.timeline, fault_at));
         }
         let _ = writeln!(out);
     }
-    out.push_str(&matrix_view::human(run, Table::Restart));
+    out.push_str(&view::human(run, Table::Restart));
     out
 }
 
@@ -97,8 +97,8 @@ pub fn types(run: &MatrixRun) -> String {
         "Each program behaviour ran under each Type=. systemd's 90 s start timeout was compressed to {:?}\n\
          in the manager (DefaultTimeoutStartSec=), so every type keeps its own rule; each unit was watched\n\
          for {:?}, after which no start timeout can still fire.\n",
-        matrix::COMPRESSED_START_TIMEOUT,
-        matrix::type_window()
+        cells::COMPRESSED_START_TIMEOUT,
+        cells::type_window()
     );
     for program in ServiceType::ALL {
         let _ = writeln!(out, "A program that {}:", program.behaviour());
@@ -121,6 +121,6 @@ pub fn types(run: &MatrixRun) -> String {
         }
         let _ = writeln!(out);
     }
-    out.push_str(&matrix_view::human(run, Table::Type));
+    out.push_str(&view::human(run, Table::Type));
     out
 }

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use crate::engine::{CgroupVersion, Engine};
-use crate::image::{self, Suite};
-use crate::reaper;
+use crate::target::engine::{CgroupVersion, Engine};
+use crate::systemd::Suite;
+use crate::target::image;
+use crate::target::reaper;
 use crate::target::{Target, TargetOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

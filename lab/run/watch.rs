@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::observe::{self, Event, Timeline};
-use crate::target::{JournalEntry, Target, TargetError};
+use crate::observe::JournalEntry;
+use crate::target::{Target, TargetError};
 
 /// Follows a target's journal for the units whose names match a filter.
 pub struct Watcher {

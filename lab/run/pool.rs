@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, Notify};
 
 use super::plan::{compatible, Claim};
-use crate::engine::Engine;
-use crate::image::ImageRef;
+use crate::target::engine::Engine;
+use crate::target::image::ImageRef;
 use crate::target::{Target, TargetError, TargetOptions};
 
 struct Slot {

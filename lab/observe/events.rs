@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::target::JournalEntry;
+use crate::observe::JournalEntry;
 
 /// Catalog message ids (systemd's `sd-messages.h`).
 pub mod message_id {

@@ -21,7 +21,7 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOpt
 use bollard::Docker;
 use tokio::io::AsyncWriteExt;
 
-use crate::engine::{Engine, EngineError};
+use crate::target::engine::{Engine, EngineError};
 
 /// Label key carried by every lab container; its value is the run id.
 pub const LABEL_RUN: &str = "unitlab";

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::conformance::{CellResult, MatrixRun};
-use crate::matrix::Table;
-use crate::oracle::{CellKey, Cause, RestartPolicy, ServiceType};
+use crate::tables::conformance::{CellResult, MatrixRun};
+use crate::tables::cells::Table;
+use crate::tables::oracle::{CellKey, Cause, RestartPolicy, ServiceType};
 
 fn find(run: &MatrixRun, key: CellKey) -> Option<&CellResult> {
     run.cells.iter().find(|c| c.key == key)

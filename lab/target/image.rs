@@ -16,13 +16,14 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::artifacts::{Artifacts, ArtifactsError};
-use crate::engine::{Engine, EngineError};
+use crate::target::artifacts::{Artifacts, ArtifactsError};
+use crate::target::engine::{Engine, EngineError};
 use crate::progress::Progress;
+use crate::systemd::Suite;
 
 /// The Containerfile is compiled into the binary, so the lab builds the same image wherever
 /// it runs from.
-pub const CONTAINERFILE: &str = include_str!("../Containerfile");
+pub const CONTAINERFILE: &str = include_str!("../../Containerfile");
 
 /// Bump when the way images are assembled changes in a way the inputs do not show.
 const RECIPE_VERSION: &str = "unitlab-image-v1";
@@ -32,52 +33,6 @@ pub const LABEL_SUITE: &str = "unitlab.image.suite";
 
 /// A pull that cannot reach a registry fails in milliseconds here; this only bounds a slow one.
 const PULL_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Debian suites the lab can build targets from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Suite {
-    /// Debian 12, systemd 252.
-    Bookworm,
-    /// Debian 13, systemd 257.
-    Trixie,
-}
-
-impl Suite {
-    pub const ALL: [Suite; 2] = [Suite::Bookworm, Suite::Trixie];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Suite::Bookworm => "bookworm",
-            Suite::Trixie => "trixie",
-        }
-    }
-
-    pub fn target_tag(self) -> String {
-        format!("unitlab-target:{}", self.name())
-    }
-
-    pub fn base_tag(self) -> String {
-        format!("unitlab-base:{}", self.name())
-    }
-}
-
-impl std::fmt::Display for Suite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Suite {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bookworm" => Ok(Suite::Bookworm),
-            "trixie" => Ok(Suite::Trixie),
-            other => Err(format!("unknown suite `{other}`: expected bookworm or trixie")),
-        }
-    }
-}
 
 /// A built target image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +85,7 @@ pub async fn ensure_image(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<ImageRef, ImageError> {
-    let artifacts = crate::artifacts::locate(progress)?;
+    let artifacts = crate::target::artifacts::locate(progress)?;
     let base = ensure_base(engine, suite, progress).await?;
     let inputs_hash = inputs_hash(suite, &base.1, &artifacts);
     let tag = suite.target_tag();

@@ -16,9 +16,10 @@ use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::engine::{CgroupVersion, Engine, EngineError};
-use crate::image::ImageRef;
-use crate::reaper;
+use crate::target::engine::{CgroupVersion, Engine, EngineError};
+use crate::observe::JournalEntry;
+use crate::target::image::ImageRef;
+use crate::target::reaper;
 
 /// Default boot deadline: boots take about half a second here, so this only trips on a
 /// genuinely broken image or engine.
@@ -54,10 +55,6 @@ impl ExecOutput {
         self.exit_code == 0
     }
 }
-
-/// One journal entry as journalctl's JSON output gives it (field name -> value; binary
-/// fields are kept as journalctl encodes them).
-pub type JournalEntry = serde_json::Map<String, serde_json::Value>;
 
 /// How to boot a target.
 #[derive(Debug, Clone)]

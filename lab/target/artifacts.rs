@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use crate::progress::Progress;
 
-pub const SIDECAR: &str = include_str!("../services/sidecar/watchdog-sidecar.sh");
+pub const SIDECAR: &str = include_str!("../../services/sidecar/watchdog-sidecar.sh");
 
 /// Where this lab's workspace was at compile time (used to build the servers when missing).
 const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");

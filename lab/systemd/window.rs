@@ -21,8 +21,8 @@
 use std::time::Duration;
 
 use super::duration::{format_duration, parse_timespan, Timespan};
-use super::model::ManagerSettings;
-use crate::unit::UnitFile;
+use super::manager::ManagerSettings;
+use super::unit::UnitFile;
 
 /// systemd's built-in `DefaultRestartSec=`.
 pub const DEFAULT_RESTART_SEC: Duration = Duration::from_millis(100);
@@ -93,7 +93,7 @@ pub fn no_restart_window(unit: &UnitFile, manager: &ManagerSettings) -> Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unit::Directive;
+    use crate::systemd::unit::Directive;
 
     fn unit(service: &[(&str, &str)]) -> UnitFile {
         UnitFile {

@@ -13,16 +13,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::plan::unit_name;
-use crate::image::Suite;
-use crate::journal;
+use crate::systemd::Suite;
+use crate::observe::journal;
 use crate::observe::{self, Event, EventKind};
 use crate::scenario::{
-    format_duration, ControlFault, Diagnostic, Expectation, Fault, HttpExpect, PropertyCheck, Scenario, StepKind,
+    ControlFault, Diagnostic, Expectation, Fault, HttpExpect, PropertyCheck, Scenario, StepKind,
     TextMatch, UnitName, Wait, WindowSource,
 };
-use crate::target::{JournalEntry, Target, TargetError};
+use crate::observe::JournalEntry;
+use crate::systemd::format_duration;
+use crate::target::{Target, TargetError};
 use crate::verdict::{CheckResult, Outcome, RunEvent, ScenarioResult, StepLocation, Timing};
-use crate::watch::{kind, Watcher};
+use crate::run::watch::{kind, Watcher};
 
 /// Deadline for a `systemctl start/stop/restart` job. `start` returns when the job finishes, as
 /// systemctl does (scenarios/README.md), and a job may legitimately take as long as systemd's

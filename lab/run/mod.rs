@@ -11,6 +11,7 @@ mod execute;
 mod orchestrate;
 mod plan;
 mod pool;
+pub mod watch;
 
 pub use orchestrate::{jobs, run, RunError, RunOptions, DEFAULT_JOBS};
 pub use plan::{claims, unit_name, Claim};

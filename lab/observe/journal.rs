@@ -6,7 +6,9 @@
 //! of a run of "Killing process" lines (the rest name whatever else the cgroup held at that
 //! instant), and repeats of a unit-file warning (re-logged at every daemon-reload).
 
-use crate::target::JournalEntry;
+/// One journal entry as journalctl's JSON output gives it (field name -> value; binary
+/// fields are kept as journalctl encodes them).
+pub type JournalEntry = serde_json::Map<String, serde_json::Value>;
 
 /// Whether an entry is one of systemd's own lines (PID 1) worth a snapshot. The service's own
 /// lines are left out of snapshots: their order against PID 1's varies from run to run (two

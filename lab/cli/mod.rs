@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use unitlab::doctor::{self, Status};
+use unitlab::target::doctor::{self, Status};
 use unitlab::progress::{Lines, Progress};
-use unitlab::matrix::Table;
+use unitlab::tables::cells::Table;
 use unitlab::report::{self, Format, Live};
-use unitlab::runner::{self, RunOptions};
+use unitlab::run::{self as runner, RunOptions};
 use unitlab::scenario;
 use unitlab::verdict::{Outcome, RunEvent};
-use unitlab::{conformance, matrix_view, reaper, Engine, Suite, Target, TargetOptions};
+use unitlab::tables::{conformance, view as matrix_view};
+use unitlab::target::reaper;
+use unitlab::{Engine, Suite, Target, TargetOptions};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
@@ -376,7 +378,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             let left = reaper::list_lab_containers(&engine).await?.len();
             println!("{} removed; {} lab container(s) left (owned by runs still in progress)", removed.len(), left);
-            let images = unitlab::image::prune_superseded(&engine).await?;
+            let images = unitlab::target::image::prune_superseded(&engine).await?;
             println!("{} superseded target image(s) removed", images.len());
             Ok(EXIT_OK)
         }
@@ -424,8 +426,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             };
             let run = conformance::run(&engine, &image, &[table], false, progress.as_ref()).await?;
             let text = match topic {
-                DemoTopic::Restart => unitlab::demo::restart(&run),
-                DemoTopic::Type => unitlab::demo::types(&run),
+                DemoTopic::Restart => unitlab::tables::demo::restart(&run),
+                DemoTopic::Type => unitlab::tables::demo::types(&run),
             };
             println!("{text}");
             println!("measured {} cells in {:.1} s wall, boot included", run.cells.len(), run.elapsed_ms as f64 / 1000.0);

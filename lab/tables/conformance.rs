@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::Engine;
-use crate::image::ImageRef;
-use crate::journal;
-use crate::matrix::{self, CellPlan, Table};
+use crate::target::engine::Engine;
+use crate::target::image::ImageRef;
+use crate::observe::journal;
+use crate::tables::cells::{self, CellPlan, Table};
 use crate::observe::{self, EventKind, Timeline};
-use crate::oracle::{self, CellKey, Deviation};
+use crate::tables::oracle::{self, CellKey, Deviation};
 use crate::progress::Progress;
-use crate::target::{parse_properties, JournalEntry, Target, TargetError, TargetOptions};
-use crate::watch::{kind, Watcher};
+use crate::observe::JournalEntry;
+use crate::target::{parse_properties, Target, TargetError, TargetOptions};
+use crate::run::watch::{kind, Watcher};
 
 /// Ports of the cells' servers (inside the target, on loopback).
 const RESTART_BASE_PORT: u16 = 8100;
@@ -123,13 +124,13 @@ pub async fn run(
 pub async fn run_on(target: &Target, tables: &[Table], progress: &dyn Progress) -> Result<Vec<CellResult>, ConformanceError> {
     let mut plans = Vec::new();
     if tables.contains(&Table::Restart) {
-        plans.extend(matrix::restart_cells(RESTART_BASE_PORT));
+        plans.extend(cells::restart_cells(RESTART_BASE_PORT));
     }
     if tables.contains(&Table::Type) {
-        plans.extend(matrix::type_cells(TYPE_BASE_PORT));
+        plans.extend(cells::type_cells(TYPE_BASE_PORT));
     }
-    progress.step(&format!("installing {} cell units (DefaultTimeoutStartSec compressed to {:?})", plans.len(), matrix::COMPRESSED_START_TIMEOUT));
-    target.configure_manager(&matrix::manager_settings()).await?;
+    progress.step(&format!("installing {} cell units (DefaultTimeoutStartSec compressed to {:?})", plans.len(), cells::COMPRESSED_START_TIMEOUT));
+    target.configure_manager(&cells::manager_settings()).await?;
     let files: Vec<(String, Vec<u8>, u32)> = plans
         .iter()
         .map(|p| (format!("/etc/systemd/system/{}", p.unit_name), p.unit.render().into_bytes(), 0o644))
@@ -239,7 +240,7 @@ async fn observe_restart_cell(
     let failure = if from == usize::MAX { None } else { watcher.wait_for(unit, from, CELL_DEADLINE, kind(is_result)).await };
     let mut decided = None;
     if let Some((fi, fe)) = &failure {
-        let restart = watcher.wait_for(unit, fi + 1, matrix::no_restart_window(), kind(|k| matches!(k, EventKind::RestartScheduled { .. }))).await;
+        let restart = watcher.wait_for(unit, fi + 1, cells::no_restart_window(), kind(|k| matches!(k, EventKind::RestartScheduled { .. }))).await;
         match restart {
             Some((ri, re)) => {
                 decided = Some(re.at);
@@ -266,7 +267,7 @@ async fn observe_restart_cell(
             _ => None,
         })
         .unwrap_or_else(|| props.get("Result").cloned().unwrap_or_default());
-    let observed = if failure.is_none() { "unobserved".to_string() } else { matrix::restart_word(restarts >= 1).to_string() };
+    let observed = if failure.is_none() { "unobserved".to_string() } else { cells::restart_word(restarts >= 1).to_string() };
     let origin = fault_at.unwrap_or_default();
     Ok(finish_cell(
         plan,
@@ -294,7 +295,7 @@ async fn observe_type_cells(
     }
     // The "nothing more happens" window, derived from the (compressed) start timeout: after it
     // no start timeout can still fire, so a cell still activating is activating forever.
-    tokio::time::sleep_until((start_time + matrix::type_window()).into()).await;
+    tokio::time::sleep_until((start_time + cells::type_window()).into()).await;
     let mut show = vec!["systemctl", "show", "--property", "Id,ActiveState,SubState,Result,NRestarts"];
     show.extend(plans.iter().map(|p| p.unit_name.as_str()));
     let out = target.exec_ok(&show).await?;
@@ -311,7 +312,7 @@ async fn observe_type_cells(
         let get = |k: &str| p.get(k).cloned().unwrap_or_default();
         let listen = format!("--listen 127.0.0.1:{} ", plan.port);
         let leftovers = ps.lines().filter(|l| format!("{l} ").contains(&listen)).count();
-        let (observed, mut notes) = match matrix::classify_type(&get("ActiveState"), &get("SubState"), &get("Result"), leftovers) {
+        let (observed, mut notes) = match cells::classify_type(&get("ActiveState"), &get("SubState"), &get("Result"), leftovers) {
             Ok(o) => (o.name().to_string(), Vec::new()),
             Err(why) => ("unclassified".to_string(), vec![why]),
         };
@@ -372,7 +373,7 @@ fn finish_cell(
     journal: String,
     notes: Vec<String>,
 ) -> CellResult {
-    let documented = matrix::documented_value(plan.key);
+    let documented = cells::documented_value(plan.key);
     let agrees = documented == observed;
     let deviation = oracle::deviation(plan.key, major);
     let explanation = if agrees {

@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use crate::oracle::{self, CellKey, Cause, Outcome, RestartPolicy, ServiceType};
-use crate::unit::{exec_line, Directive, UnitFile};
+use crate::tables::oracle::{self, CellKey, Cause, Outcome, RestartPolicy, ServiceType};
+use crate::systemd::unit::{exec_line, Directive, UnitFile};
 
 /// The manager's DefaultTimeoutStartSec= in matrix targets (systemd's default: 90 s).
 pub const COMPRESSED_START_TIMEOUT: Duration = Duration::from_secs(3);
