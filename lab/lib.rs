@@ -6,6 +6,7 @@
 //! vocabulary. `target` (engine, images, containers, reaper) and `run` are async; everything
 //! else is plain synchronous code, tested without Docker.
 
+pub mod judge;
 pub mod observe;
 pub mod progress;
 pub mod report;

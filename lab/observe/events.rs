@@ -80,6 +80,11 @@ pub struct Event {
     pub kind: EventKind,
     /// The journal line as written (for reports and snapshots).
     pub message: String,
+    /// The unit's InvocationID that systemd logged with the line (`INVOCATION_ID=` on PID 1's
+    /// lines, `_SYSTEMD_INVOCATION_ID=` on the service's own): how a restart is told from the
+    /// first start. Internal evidence, not part of the report.
+    #[serde(skip)]
+    pub invocation: Option<String>,
 }
 
 fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -182,6 +187,7 @@ impl Timeline {
             unit: unit.to_string(),
             kind,
             message: field(entry, "MESSAGE").unwrap_or("").to_string(),
+            invocation: field(entry, "INVOCATION_ID").or_else(|| field(entry, "_SYSTEMD_INVOCATION_ID")).map(str::to_string),
         });
         self.events.last()
     }
@@ -195,6 +201,7 @@ impl Timeline {
             unit: unit.to_string(),
             message: format!("unitlab: {action}"),
             kind: EventKind::Lab { action },
+            invocation: None,
         });
     }
 

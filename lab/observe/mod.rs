@@ -4,7 +4,10 @@
 //! journal entries.
 
 pub mod events;
+pub mod evidence;
+pub mod http;
 pub mod journal;
 
 pub use events::{classify, entry_monotonic_usec, entry_unit, message_id, monotonic_now_usec, Event, EventKind, Timeline};
+pub use http::Answer;
 pub use journal::JournalEntry;

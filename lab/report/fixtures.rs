@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::observe::{Event, EventKind};
-use crate::verdict::{CheckResult, Outcome, RunReport, ScenarioResult, StepLocation, Timing};
+use crate::verdict::{CellVerdict, CheckResult, Observation, Observed, Outcome, RunReport, ScenarioResult, StepLocation, TableReport, Timing};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 fn ev(at: u64, unit: &str, kind: EventKind, message: &str) -> Event {
-    Event { at: ms(at), unit: unit.into(), kind, message: message.into() }
+    Event { at: ms(at), unit: unit.into(), kind, message: message.into(), invocation: None }
 }
 
 fn check(step: usize, line: usize, kind: &str, expected: &str, observed: &str, at: u64, journal: &[&str]) -> CheckResult {
@@ -59,6 +59,7 @@ pub(crate) fn passing() -> ScenarioResult {
             ev(2_110, "web.service", EventKind::Starting, "Starting web.service - buggy server..."),
             ev(2_208, "web.service", EventKind::Started, "Started web.service - buggy server."),
         ],
+        observations: vec![],
         snapshot: None,
         duration: ms(3_210),
     }
@@ -115,6 +116,26 @@ pub(crate) fn failing() -> ScenarioResult {
             ev(5_400, "web.service", EventKind::Stopped, "Stopped web.service."),
             ev(5_500, "web.service", EventKind::RestartScheduled { n: 1 }, "web.service: Scheduled restart job, restart counter is at 1."),
         ],
+        observations: vec![
+            observation(6, 22, ms(3_100), Observed::Restart {
+                result: Some("watchdog".into()),
+                ended_after: Some(ms(2_021)),
+                restarted: Some(false),
+                restart_after: None,
+                window: ms(1_200),
+                window_derivation: "2 × default RestartSec=100ms + 1s = 1.2s, counted from the failure".into(),
+                note: None,
+            }),
+            observation(7, 26, ms(3_200), Observed::State {
+                active_state: "failed".into(),
+                sub_state: "failed".into(),
+                result: "watchdog".into(),
+                n_restarts: "0".into(),
+                exec_main_code: "3".into(),
+                exec_main_status: "6".into(),
+            }),
+            observation(8, 30, ms(3_300), Observed::Http { port: 8080, path: "/health".into(), answer: "refused".into() }),
+        ],
         snapshot: Some("web.service: Watchdog timeout (limit 2s)!\n".into()),
         duration: ms(8_400),
     }
@@ -134,9 +155,65 @@ pub(crate) fn erroring() -> ScenarioResult {
         timings: vec![],
         units: vec![],
         timeline: vec![],
+        observations: vec![],
         snapshot: None,
         duration: ms(30_050),
     }
+}
+
+fn observation(step: usize, line: usize, at: Duration, value: Observed) -> Observation {
+    Observation {
+        step,
+        location: StepLocation { path: PathBuf::from("scenarios/watchdog/hang.toml"), line, col: 1 },
+        unit: Some("web.service".into()),
+        at,
+        value,
+    }
+}
+
+fn cell(row: &str, column: &str, documented: bool, observed: bool, explanation: Option<&str>) -> CellVerdict {
+    let word = |r: bool| if r { "restart" } else { "no restart" };
+    let mark = |r: bool| if r { "X" } else { "." };
+    CellVerdict {
+        row: row.into(),
+        column: column.into(),
+        scenario: format!("restart-{column}-{row}"),
+        documented: word(documented).into(),
+        observed: word(observed).into(),
+        documented_mark: mark(documented).into(),
+        observed_mark: mark(observed).into(),
+        agrees: documented == observed,
+        as_expected: documented == observed,
+        explanation: explanation.map(str::to_string),
+        detail: "the run ended with Result=watchdog; ActiveState=active SubState=running Result=success NRestarts=1".into(),
+        decided_after: Some(ms(1_350)),
+    }
+}
+
+/// A two-cell Restart= table with one unreviewed disagreement.
+pub(crate) fn table() -> TableReport {
+    TableReport {
+        table: "restart".into(),
+        title: "Restart= table (systemd.service(5))".into(),
+        suite: "trixie".into(),
+        systemd: "systemd 257 (257.9-1~deb13u1)".into(),
+        row_heading: "exit cause".into(),
+        column_heading: "Restart=".into(),
+        rows: vec!["watchdog".into()],
+        columns: vec!["no".into(), "on-abort".into()],
+        method: vec!["\"no restart\" means nothing was scheduled within 1.2s".into()],
+        cells: vec![
+            cell("watchdog", "no", false, false, None),
+            cell("watchdog", "on-abort", false, true, Some("UNREVIEWED: no reviewed deviation covers this cell on systemd 257.")),
+        ],
+    }
+}
+
+/// The report of a table run: the scenarios and the table judged from them.
+pub(crate) fn table_report() -> RunReport {
+    let mut report = report();
+    report.tables = vec![table()];
+    report
 }
 
 pub(crate) fn report() -> RunReport {

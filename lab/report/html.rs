@@ -61,6 +61,10 @@ dl.eo { display: grid; grid-template-columns: max-content 1fr; gap: 0 10px; marg
 details { margin: 6px 0; } summary { cursor: pointer; color: #1971c2; }
 table.events td { font-family: ui-monospace, monospace; font-size: 12px; padding: 1px 8px; }
 tr.ev-lab td { color: #c92a2a; }
+section.table { margin: 18px 0; } table.grid { width: auto; } table.grid td { text-align: center; font-family: ui-monospace, monospace; font-size: 12px; }
+table.grid td a { color: inherit; text-decoration: none; } table.grid .obs { display: block; font-weight: 700; } table.grid .doc { display: block; color: #868e96; font-size: 11px; }
+table.grid td.agree { background: #ebfbee; } table.grid td.reviewed { background: #fff9db; } table.grid td.disagree { background: #ffe3e3; }
+ul.method { color: #495057; font-size: 13px; } p.deviation { font-size: 13px; }
 "#;
 
 pub(super) fn render(report: &RunReport) -> String {
@@ -78,6 +82,11 @@ pub(super) fn render(report: &RunReport) -> String {
         escape(&report.unitlab_version),
         report.schema
     );
+    for t in &report.tables {
+        // A cell links to its scenario's section on the same suite.
+        let anchor = |scenario: &str| report.results.iter().position(|r| r.name == scenario && r.suite == t.suite).map(|i| format!("s{i}"));
+        out.push_str(&super::tables::html(t, anchor));
+    }
     summary(&mut out, report);
     if !report.results.is_empty() {
         out.push_str("<figure class=\"legend\">");

@@ -60,7 +60,14 @@ pub fn render_human(report: &RunReport, color: bool) -> String {
     let name_w = report.results.iter().map(|r| r.name.chars().count()).max().unwrap_or(0);
     let suite_w = report.results.iter().map(|r| r.suite.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
-    for r in &report.results {
+    // A table run has one scenario per cell: its tables say what they found, and only the
+    // cells that did not pass get their own lines.
+    for t in &report.tables {
+        out.push_str(&super::tables::human(t));
+        out.push('\n');
+    }
+    let shown = report.results.iter().filter(|r| report.tables.is_empty() || r.outcome != crate::verdict::Outcome::Pass);
+    for r in shown {
         let name = format!("{:<name_w$}", r.name);
         let suite = format!("{:<suite_w$}", r.suite);
         let _ = writeln!(

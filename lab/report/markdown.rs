@@ -17,6 +17,9 @@ pub(super) fn render(report: &RunReport) -> String {
         text::duration(report.duration),
         escape(&report.unitlab_version)
     );
+    for t in &report.tables {
+        out.push_str(&super::tables::markdown(t));
+    }
     if report.results.is_empty() {
         return out;
     }

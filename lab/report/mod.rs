@@ -3,12 +3,14 @@
 //! progress lines while it works. Every format reads the same verdict types, so they cannot
 //! disagree about what happened.
 
+mod demo;
 mod html;
 mod human;
 mod json;
 mod junit;
 mod markdown;
 mod svg;
+mod tables;
 mod text;
 mod timeline;
 
@@ -20,6 +22,7 @@ use std::str::FromStr;
 
 use crate::verdict::RunReport;
 
+pub use demo::render_demo;
 pub use human::{render_human, Live};
 
 /// An output format of `unitlab run`.

@@ -233,6 +233,7 @@ mod tests {
             unit: String::new(),
             kind: EventKind::Lab { action: "pause target".into() },
             message: "unitlab: pause target".into(),
+            invocation: None,
         });
         let c = chart(&r);
         assert_eq!(c.end, Duration::from_secs(1));

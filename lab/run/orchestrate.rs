@@ -1,21 +1,21 @@
 //! The whole run: images per suite, one job per (scenario, suite), at most `jobs` at once,
-//! shared targets through a [`Pool`] per suite and a pristine target for each scenario that
-//! needs one; results in load order whatever order they finished in.
+//! shared targets through a [`Pool`] per (suite, `[manager]` settings) and a pristine target
+//! for each scenario that asks for one; results in load order whatever order they finished in.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::execute::{execute, Input};
 use super::plan::claims;
 use super::pool::Pool;
-use crate::target::engine::Engine;
-use crate::systemd::Suite;
-use crate::target::image::{ensure_image, ImageError, ImageRef};
+use super::session::Session;
 use crate::progress::Progress;
 use crate::scenario::{Diagnostic, Scenario};
-use crate::target::{Target, TargetError, TargetOptions};
+use crate::systemd::Suite;
+use crate::target::image::{ensure_image, ImageError, ImageRef};
+use crate::target::{Engine, Target, TargetOptions};
 use crate::verdict::{Outcome, RunEvent, RunReport, ScenarioResult};
 
 /// Scenarios run at once by default: they mostly wait on systemd's timers, not on the CPU.
@@ -23,7 +23,7 @@ pub const DEFAULT_JOBS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// At most this many scenarios run at the same time (and a suite never has more shared
+    /// At most this many scenarios run at the same time (and a pool never has more shared
     /// targets than this).
     pub jobs: usize,
     /// Keep every target afterwards for inspection.
@@ -57,6 +57,13 @@ pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenar
         .collect()
 }
 
+/// Which pool a scenario's targets come from: its suite and its `[manager]` settings.
+type PoolKey = (Suite, String);
+
+fn pool_key(scenario: &Scenario, suite: Suite) -> PoolKey {
+    (suite, scenario.manager.render())
+}
+
 /// Run every scenario on its suites. `Err` only when the lab cannot start at all (an image);
 /// a target that fails to boot or a command that fails inside it turns into that scenario's
 /// `Outcome::Error`, and the other scenarios still run.
@@ -77,8 +84,13 @@ pub async fn run(
             images.insert(suite, image);
         }
     }
-    let pools: HashMap<Suite, Pool> =
-        images.iter().map(|(suite, image)| (*suite, Pool::new(engine.clone(), image.clone(), opts.keep, opts.jobs))).collect();
+    let mut pools: BTreeMap<PoolKey, Pool> = BTreeMap::new();
+    for (scenario, suite) in jobs.iter().filter(|(s, _)| !s.needs_pristine_target()) {
+        let pool = pools.entry(pool_key(scenario, *suite)).or_insert_with(|| {
+            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, opts.jobs)
+        });
+        pool.expect(1);
+    }
     let permits = Semaphore::new(opts.jobs.max(1));
     let kept = std::sync::Mutex::new(Vec::<String>::new());
     let futures = jobs.iter().map(|(scenario, suite)| {
@@ -91,19 +103,19 @@ pub async fn run(
             let result = if scenario.needs_pristine_target() {
                 run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await
             } else {
-                let pool = &pools[suite];
+                let pool = &pools[&pool_key(scenario, *suite)];
                 match pool.acquire(&claims(scenario)).await {
                     Ok(lease) => {
-                        let input = Input {
-                            scenario,
-                            suite: *suite,
-                            target: &lease.target,
-                            reload: &lease.reload,
-                            clean_up: true,
-                            diagnostics,
-                            on_event,
-                        };
-                        let result = execute(&input).await;
+                        let input = Input { scenario, suite: *suite, session: &lease.session, diagnostics, on_event };
+                        let (mut result, leftovers) = execute(&input).await;
+                        // Once no scenario will come to this pool, leftovers go with the target
+                        // instead of one by one.
+                        if pool.more_to_come() {
+                            if let Err(e) = lease.session.clean_up(leftovers).await {
+                                result.outcome = Outcome::Error;
+                                result.error.get_or_insert(format!("clean up after {} on {}: {e}", scenario.name, lease.session.target().name()));
+                            }
+                        }
                         pool.release(lease).await;
                         result
                     }
@@ -115,8 +127,8 @@ pub async fn run(
         }
     });
     let results = futures_util::future::join_all(futures).await;
-    for (_, pool) in pools {
-        let (hints, errors) = pool.close().await;
+    let closing = pools.into_values().map(|pool| pool.close());
+    for (hints, errors) in futures_util::future::join_all(closing).await {
         for hint in hints {
             progress.finish(&hint);
         }
@@ -130,7 +142,7 @@ pub async fn run(
     Ok(RunReport::new(results, started.elapsed()))
 }
 
-/// A target of its own: booted, given the scenario's manager settings, removed afterwards.
+/// A target of its own: booted with the scenario's manager settings, removed afterwards.
 #[allow(clippy::too_many_arguments)]
 async fn run_pristine(
     engine: &Engine,
@@ -142,39 +154,25 @@ async fn run_pristine(
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
     kept: &std::sync::Mutex<Vec<String>>,
 ) -> ScenarioResult {
-    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), ..Default::default() };
-    let target = match Target::boot(engine, image, opts).await {
-        Ok(t) => t,
+    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), ..Default::default() };
+    let session = match Target::boot(engine, image, opts).await {
+        Ok(target) => match Session::open(target).await {
+            Ok(session) => session,
+            Err(e) => return error_result(scenario, suite, format!("follow the journal of a {suite} target for {}: {e}", scenario.name)),
+        },
         Err(e) => return error_result(scenario, suite, format!("boot a {suite} target for {}: {e}", scenario.name)),
     };
-    let mut result = match configure(&target, scenario).await {
-        Ok(()) => {
-            let reload = Mutex::new(());
-            let input = Input { scenario, suite, target: &target, reload: &reload, clean_up: false, diagnostics, on_event };
-            execute(&input).await
-        }
+    let input = Input { scenario, suite, session: &session, diagnostics, on_event };
+    let (mut result, _) = execute(&input).await;
+    match session.close().await {
+        Ok(Some(hint)) => kept.lock().unwrap().push(hint),
+        Ok(None) => {}
         Err(e) => {
-            let mut r = error_result(scenario, suite, format!("apply the [manager] settings of {} on {}: {e}", scenario.name, target.name()));
-            r.systemd = target.systemd_version().to_string();
-            r
+            result.outcome = Outcome::Error;
+            result.error.get_or_insert(format!("remove the target of {}: {e}", scenario.name));
         }
-    };
-    if target.is_kept() {
-        kept.lock().unwrap().push(target.enter_hint());
-    }
-    if let Err(e) = target.teardown().await {
-        result.outcome = Outcome::Error;
-        result.error.get_or_insert(format!("remove the target of {}: {e}", scenario.name));
     }
     result
-}
-
-async fn configure(target: &Target, scenario: &Scenario) -> Result<(), TargetError> {
-    if scenario.manager.is_empty() {
-        return Ok(());
-    }
-    let settings: Vec<(String, String)> = scenario.manager.directives.iter().map(|d| (d.key.clone(), d.value.clone())).collect();
-    target.configure_manager(&settings).await
 }
 
 fn error_result(scenario: &Scenario, suite: Suite, error: String) -> ScenarioResult {

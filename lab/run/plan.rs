@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::scenario::{Expectation, Fault, Scenario, StepKind, UnitName, Wait};
+use crate::scenario::{listen_port, Expectation, Fault, Observe, Scenario, StepKind, UnitName, Wait};
 
 /// The installed name of a scenario's unit: `SCENARIO.STEM.service`. Scenario names are
 /// `[a-z0-9_-]` (no dot), so the first dot separates the two parts and no two scenarios can
@@ -40,12 +40,8 @@ impl std::fmt::Display for Claim {
 pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
     let mut out = BTreeSet::new();
     for unit in scenario.units() {
-        let mut args = unit.exec.iter();
-        while let Some(arg) = args.next() {
-            let value = if arg == "--listen" { args.next().map(String::as_str) } else { arg.strip_prefix("--listen=") };
-            if let Some(port) = value.and_then(|v| v.rsplit_once(':')).and_then(|(_, p)| p.parse().ok()) {
-                out.insert(Claim::Port(port));
-            }
+        if let Some(port) = listen_port(&unit.exec) {
+            out.insert(Claim::Port(port));
         }
     }
     for file in &scenario.files {
@@ -53,8 +49,9 @@ pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
     }
     for step in &scenario.steps {
         match &step.kind {
-            StepKind::Fault(Fault::Control { port, .. })
-            | StepKind::Wait(Wait::Http { port, .. })
+            StepKind::Fault(Fault::Control { targets, .. }) => out.extend(targets.iter().map(|(_, port)| Claim::Port(*port))),
+            StepKind::Wait(Wait::Http { port, .. })
+            | StepKind::Observe(Observe::Http { port, .. })
             | StepKind::Expect(Expectation::Http { port, .. })
             | StepKind::Expect(Expectation::Recovery { http: Some((port, _)), .. }) => {
                 out.insert(Claim::Port(*port));

@@ -1,36 +1,78 @@
-//! A live watcher of one target's journal: one `journalctl -f` for the whole target, its
-//! entries routed into a [`Timeline`] per unit, and event-driven waits with deadlines.
+//! The one live follower of a target's journal: one `journalctl -f` for the whole target, each
+//! entry routed into its unit's timeline, and event-driven waits with deadlines.
 //!
-//! One follower per target (not per unit) because many units share a booted target, and
-//! dozens of followers would cost more than the units themselves.
+//! One follower per target (not per scenario or unit) because many scenarios share a booted
+//! target, and dozens of followers would cost more than the units themselves. Times are kept on
+//! the absolute CLOCK_MONOTONIC (the journal's clock); a scenario rebases them on its own start.
+//! When the follower's stream ends the target is gone (or its journal is), and every wait
+//! returns at once with [`Waited::Ended`] instead of running into its deadline.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
-use crate::observe::{self, Event, Timeline};
-use crate::observe::JournalEntry;
+use crate::observe::{self, Event, JournalEntry, Timeline};
 use crate::target::{Target, TargetError};
 
-/// Follows a target's journal for the units whose names match a filter.
+/// Follows one target's journal.
 pub struct Watcher {
-    inner: Arc<Shared>,
-    /// The journal cursor the watcher follows from: read "everything since" with it.
-    cursor: String,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
 struct Shared {
-    origin_usec: u64,
-    timelines: Mutex<HashMap<String, Timeline>>,
-    /// Raw entries per unit with the index of their timeline event, for journal snapshots.
-    entries: Mutex<HashMap<String, Vec<(usize, JournalEntry)>>>,
-    /// Wakes waiters; carries the unit whose timeline grew.
-    tx: broadcast::Sender<String>,
-    filter: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    state: Mutex<State>,
+    /// Bumped on every routed entry or note: waiters re-check their predicate.
+    generation: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    units: HashMap<String, UnitLog>,
+    /// PID 1's lines about no unit in particular ("Reloading."), for scenario-wide matches.
+    unitless: Vec<JournalEntry>,
+    /// The journal sequence number of the last entry delivered (see [`seqnum`]).
+    seqnum: u64,
+    /// Why following stopped, once it has.
+    ended: Option<String>,
+}
+
+#[derive(Default)]
+struct UnitLog {
+    /// Events with absolute times (origin 0 on CLOCK_MONOTONIC).
+    timeline: Timeline,
+    /// The raw entries, each with the index of its event.
+    entries: Vec<(usize, JournalEntry)>,
+}
+
+/// How a wait ended.
+#[derive(Debug)]
+pub enum Waited<T> {
+    Found(T),
+    /// The deadline passed first.
+    Deadline,
+    /// The journal stopped flowing: the target is gone. Carries why.
+    Ended(String),
+}
+
+impl<T> Waited<T> {
+    /// The found value, or `None` at the deadline; an ended journal is an error naming why.
+    pub fn found(self) -> Result<Option<T>, String> {
+        match self {
+            Waited::Found(t) => Ok(Some(t)),
+            Waited::Deadline => Ok(None),
+            Waited::Ended(why) => Err(why),
+        }
+    }
+}
+
+/// The sequence number in a journal cursor (`s=...;i=HEX;b=...`): entries of one journal are
+/// numbered in the order journald stored them.
+pub fn seqnum(cursor: &str) -> Option<u64> {
+    cursor.split(';').find_map(|part| part.strip_prefix("i=")).and_then(|hex| u64::from_str_radix(hex, 16).ok())
 }
 
 impl Drop for Watcher {
@@ -40,129 +82,172 @@ impl Drop for Watcher {
 }
 
 impl Watcher {
-    /// Start following everything after the journal's current end. `origin_usec` (on
-    /// CLOCK_MONOTONIC, see [`observe::monotonic_now_usec`]) is time zero of the timelines.
-    pub async fn start(
-        target: &Target,
-        origin_usec: u64,
-        filter: impl Fn(&str) -> bool + Send + Sync + 'static,
-    ) -> Result<Watcher, TargetError> {
+    /// Follow everything the target's journal holds from now on (everything after the newest
+    /// entry, read as a cursor first so that nothing written meanwhile is lost).
+    pub async fn start(target: &Target) -> Result<Watcher, TargetError> {
         let cursor = target.journal_cursor().await?;
         let after = format!("--after-cursor={cursor}");
         let mut stream = target.follow_journal(&[&after]).await?;
-        let (tx, _) = broadcast::channel(4096);
-        let inner = Arc::new(Shared {
-            origin_usec,
-            timelines: Mutex::new(HashMap::new()),
-            entries: Mutex::new(HashMap::new()),
-            tx,
-            filter: Box::new(filter),
-        });
-        let shared = inner.clone();
+        let (generation, _) = watch::channel(0u64);
+        let state = State { seqnum: seqnum(&cursor).unwrap_or(0), ..State::default() };
+        let shared = Arc::new(Shared { state: Mutex::new(state), generation });
+        let inner = shared.clone();
+        let name = target.name().to_string();
         let task = tokio::spawn(async move {
-            while let Some(Ok(entry)) = stream.next().await {
-                let Some(unit) = observe::entry_unit(&entry).map(str::to_string) else { continue };
-                if !(shared.filter)(&unit) {
-                    continue;
+            let why = loop {
+                match stream.next().await {
+                    Some(Ok(entry)) => inner.route(entry),
+                    Some(Err(e)) => break format!("following the journal of {name} failed: {e}"),
+                    None => break format!("the journal of {name} stopped: the target is gone"),
                 }
-                let index = {
-                    let mut timelines = shared.timelines.lock().unwrap();
-                    let timeline = timelines.entry(unit.clone()).or_insert_with(|| Timeline::new(shared.origin_usec));
-                    if timeline.push_entry(&unit, &entry).is_none() {
-                        continue;
-                    }
-                    timeline.events.len() - 1
-                };
-                shared.entries.lock().unwrap().entry(unit.clone()).or_default().push((index, entry));
-                let _ = shared.tx.send(unit);
-            }
+            };
+            inner.state.lock().unwrap().ended = Some(why);
+            inner.generation.send_modify(|g| *g += 1);
         });
-        Ok(Watcher { inner, cursor, task })
-    }
-
-    /// The cursor this watcher follows from (pass as `--after-cursor=` for a one-shot read of
-    /// the same span).
-    pub fn cursor(&self) -> &str {
-        &self.cursor
-    }
-
-    pub fn origin_usec(&self) -> u64 {
-        self.inner.origin_usec
+        Ok(Watcher { shared, task })
     }
 
     /// Record something the lab did to `unit`, stamped now.
     pub fn note(&self, unit: &str, action: impl Into<String>) {
-        let mut timelines = self.inner.timelines.lock().unwrap();
-        timelines.entry(unit.to_string()).or_insert_with(|| Timeline::new(self.inner.origin_usec)).push_lab(unit, action);
-        drop(timelines);
-        let _ = self.inner.tx.send(unit.to_string());
+        let mut state = self.shared.state.lock().unwrap();
+        state.units.entry(unit.to_string()).or_default().timeline.push_lab(unit, action);
+        drop(state);
+        self.shared.generation.send_modify(|g| *g += 1);
     }
 
-    /// A copy of a unit's timeline so far.
-    pub fn timeline(&self, unit: &str) -> Timeline {
-        self.inner
-            .timelines
-            .lock()
-            .unwrap()
+    /// Number of events of `unit` so far: an index to look from.
+    pub fn len(&self, unit: &str) -> usize {
+        self.shared.state.lock().unwrap().units.get(unit).map_or(0, |u| u.timeline.events.len())
+    }
+
+    /// Number of unit-less PID 1 entries so far: an index to look from.
+    pub fn unitless_len(&self) -> usize {
+        self.shared.state.lock().unwrap().unitless.len()
+    }
+
+    /// `unit`'s events from index `from` on, with times since `origin_usec`.
+    pub fn events(&self, unit: &str, from: usize, origin_usec: u64) -> Vec<Event> {
+        let origin = Duration::from_micros(origin_usec);
+        let state = self.shared.state.lock().unwrap();
+        state
+            .units
             .get(unit)
-            .cloned()
-            .unwrap_or_else(|| Timeline::new(self.inner.origin_usec))
+            .map(|u| {
+                u.timeline.events[from.min(u.timeline.events.len())..]
+                    .iter()
+                    .map(|e| Event { at: e.at.saturating_sub(origin), ..e.clone() })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    /// The raw journal entries of a unit so far, each with its timeline index.
-    pub fn entries(&self, unit: &str) -> Vec<(usize, JournalEntry)> {
-        self.inner.entries.lock().unwrap().get(unit).cloned().unwrap_or_default()
+    /// `unit`'s raw journal entries whose events are at index `from` or later.
+    pub fn entries(&self, unit: &str, from: usize) -> Vec<JournalEntry> {
+        let state = self.shared.state.lock().unwrap();
+        state
+            .units
+            .get(unit)
+            .map(|u| u.entries.iter().filter(|(i, _)| *i >= from).map(|(_, e)| e.clone()).collect())
+            .unwrap_or_default()
     }
 
-    /// Wait until `unit`'s timeline has an event at index >= `from` matching `pred` (see
-    /// [`kind`] for the common case of matching on the event kind); returns
-    /// it and its index. None when the deadline passes first.
-    pub async fn wait_for(
-        &self,
-        unit: &str,
-        from: usize,
-        within: Duration,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Option<(usize, Event)> {
-        // Subscribe before looking, so an event landing in between is not missed.
-        let mut rx = self.inner.tx.subscribe();
-        let find = |from: usize| -> Option<(usize, Event)> {
-            let timelines = self.inner.timelines.lock().unwrap();
-            let events = &timelines.get(unit)?.events;
-            events.iter().enumerate().skip(from).find(|(_, e)| pred(e)).map(|(i, e)| (i, e.clone()))
+    /// PID 1's unit-less entries from index `from` on.
+    pub fn unitless(&self, from: usize) -> Vec<JournalEntry> {
+        let state = self.shared.state.lock().unwrap();
+        state.unitless[from.min(state.unitless.len())..].to_vec()
+    }
+
+    /// Why the journal stopped flowing, if it has.
+    pub fn ended(&self) -> Option<String> {
+        self.shared.state.lock().unwrap().ended.clone()
+    }
+
+    /// Wait until `check`, given `unit`'s events with absolute times, finds something; it is
+    /// called at once and again after every new entry or note, under the deadline.
+    pub async fn wait_for<T>(&self, unit: &str, within: Duration, mut check: impl FnMut(&[Event]) -> Option<T>) -> Waited<T> {
+        let mut rx = self.shared.generation.subscribe();
+        let look = |check: &mut dyn FnMut(&[Event]) -> Option<T>| -> Result<Option<T>, String> {
+            let state = self.shared.state.lock().unwrap();
+            let events = state.units.get(unit).map_or(&[][..], |u| &u.timeline.events[..]);
+            if let Some(found) = check(events) {
+                return Ok(Some(found));
+            }
+            state.ended.clone().map_or(Ok(None), Err)
         };
-        if let Some(found) = find(from) {
-            return Some(found);
-        }
         let wait = async {
             loop {
-                match rx.recv().await {
-                    Ok(u) if u != unit => continue,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if let Some(found) = find(from) {
-                            return Some(found);
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                rx.borrow_and_update();
+                match look(&mut check) {
+                    Ok(Some(found)) => return Waited::Found(found),
+                    Err(why) => return Waited::Ended(why),
+                    Ok(None) => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Waited::Ended("the journal follower was dropped".into());
                 }
             }
         };
-        tokio::time::timeout(within, wait).await.ok().flatten()
+        tokio::time::timeout(within, wait).await.unwrap_or(Waited::Deadline)
     }
 
-    /// Wake-ups for every event routed to any unit (the unit's name is carried): for waits
-    /// that watch several units at once.
-    pub fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.inner.tx.subscribe()
+    /// Wait until the follower has delivered every entry up to journal sequence number `seq`.
+    pub async fn wait_for_seqnum(&self, seq: u64, within: Duration) -> Waited<()> {
+        let mut rx = self.shared.generation.subscribe();
+        let wait = async {
+            loop {
+                rx.borrow_and_update();
+                {
+                    let state = self.shared.state.lock().unwrap();
+                    if state.seqnum >= seq {
+                        return Waited::Found(());
+                    }
+                    if let Some(why) = &state.ended {
+                        return Waited::Ended(why.clone());
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Waited::Ended("the journal follower was dropped".into());
+                }
+            }
+        };
+        tokio::time::timeout(within, wait).await.unwrap_or(Waited::Deadline)
     }
 
-    /// Number of events of `unit` so far (an index to wait from).
-    pub fn len(&self, unit: &str) -> usize {
-        self.inner.timelines.lock().unwrap().get(unit).map(|t| t.events.len()).unwrap_or(0)
+    /// Wake-ups for any new entry or note, for waits that watch several units at once.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.generation.subscribe()
     }
 }
 
-/// Adapt a predicate on event kinds for [`Watcher::wait_for`].
-pub fn kind(pred: impl Fn(&crate::observe::EventKind) -> bool) -> impl Fn(&Event) -> bool {
-    move |e| pred(&e.kind)
+impl Shared {
+    fn route(&self, entry: JournalEntry) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(n) = entry.get("__CURSOR").and_then(|c| c.as_str()).and_then(seqnum) {
+            state.seqnum = state.seqnum.max(n);
+        }
+        match observe::entry_unit(&entry).map(str::to_string) {
+            Some(unit) => {
+                let log = state.units.entry(unit.clone()).or_default();
+                if log.timeline.push_entry(&unit, &entry).is_some() {
+                    let index = log.timeline.events.len() - 1;
+                    log.entries.push((index, entry));
+                }
+            }
+            None if entry.get("_PID").and_then(|p| p.as_str()) == Some("1") => state.unitless.push(entry),
+            None => {}
+        }
+        drop(state);
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_carry_the_sequence_number_in_hex() {
+        assert_eq!(seqnum("s=739ad463348b4ceca5a9e69c95a3c93f;i=4f;b=6ec8;m=1d1;t=5f;x=2f"), Some(0x4f));
+        assert_eq!(seqnum("garbage"), None);
+    }
 }

@@ -12,8 +12,7 @@ mod validate;
 pub use diagnostic::{has_errors, render_all, Diagnostic, Severity, SourceMap};
 pub use load::{load_file, load_paths, parse_str, Loaded};
 pub use model::{
-    ActiveState, ControlFault, CountRange, ExtraFile, Expectation, Fault, HangPart, HttpExpect, KillWhom,
-    Location, MainExit, ManagerSettings, PropertyCheck, RestartPolicy, Scenario, ServiceResult, ServiceType,
-    Signal, Step, StepKind, SubState, TextMatch, UnitName, UnitSpec, Wait, WindowSource,
+    ControlFault, CountRange, Expectation, ExtraFile, Fault, HangPart, HttpExpect, Location, Observe, PropertyCheck,
+    Scenario, Step, StepKind, TextMatch, UnitName, UnitSpec, Wait, WindowSource,
 };
-pub use validate::{DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT};
+pub use validate::{listen_address, listen_port, DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT};

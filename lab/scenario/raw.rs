@@ -197,6 +197,9 @@ macro_rules! raw_step {
 raw_step! {
     action "do": String,
     unit "unit": String,
+    units "units": Vec<Spanned<String>>,
+    no_block "no_block": bool,
+    what "what": String,
     kind "kind": String,
     part "part": String,
     code "code": i64,

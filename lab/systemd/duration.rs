@@ -100,7 +100,7 @@ fn scaled(number: &str, scale: u128) -> Result<u128, DurationError> {
     let mut place = scale;
     for digit in frac.chars() {
         place /= 10;
-        value += u128::from(digit.to_digit(10).ok_or_else(bad)?) * place;
+        value = value.checked_add(u128::from(digit.to_digit(10).ok_or_else(bad)?) * place).ok_or(DurationError::Overflow)?;
     }
     Ok(value)
 }

@@ -17,5 +17,5 @@ pub use manager::ManagerSettings;
 pub use signal::Signal;
 pub use suite::Suite;
 pub use unit::{exec_line, Directive, UnitFile};
-pub use window::{derive_no_restart_window, no_restart_window, WindowDerivation, DEFAULT_RESTART_SEC, WINDOW_SLACK};
+pub use window::{no_restart_window, settle_window, CountedFrom, WindowDerivation, DEFAULT_RESTART_SEC, DEFAULT_TIMEOUT_START_SEC, WINDOW_SLACK};
 pub use words::{ActiveState, KillWhom, MainExit, RestartPolicy, ServiceResult, ServiceType, SubState};

@@ -95,22 +95,9 @@ word_enum! {
     }
 }
 
-/// `systemctl kill --kill-whom=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillWhom {
-    All,
-    Main,
-    Control,
-}
-
-impl KillWhom {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KillWhom::All => "all",
-            KillWhom::Main => "main",
-            KillWhom::Control => "control",
-        }
-    }
+word_enum! {
+    /// `systemctl kill --kill-whom=`: which of a unit's processes get the signal.
+    KillWhom { All = "all", Main = "main", Control = "control" }
 }
 
 /// How the main process ended (`ExecMainCode`/`ExecMainStatus`: code 1 = exited with status,
@@ -155,5 +142,17 @@ impl fmt::Display for MainExit {
             MainExit::Killed { signal, dumped: Some(true) } => write!(f, "killed by {signal} with a core dump"),
             MainExit::Killed { signal, dumped: Some(false) } => write!(f, "killed by {signal} without a core dump"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_case_sensitive() {
+        assert_eq!("notify".parse::<ServiceType>(), Ok(ServiceType::Notify));
+        assert!("Notify".parse::<ServiceType>().is_err());
+        assert_eq!("on-failure".parse::<RestartPolicy>(), Ok(RestartPolicy::OnFailure));
     }
 }

@@ -1,49 +1,40 @@
-//! The conformance matrices as plans: one unit per cell of the Restart= and wrong-Type=
-//! tables, each running the real buggy server, and the rules that turn what was observed into
-//! a cell result. Synchronous; `conformance` runs the plans on a target.
+//! The documented tables' cells as scenarios: each cell is a scenario file, generated here as
+//! TOML and loaded through the same parser and validator as a user's file, then run by the same
+//! runner. Nothing about a cell is special to the runner; a user can write (or `--emit`) the
+//! same file and replay it with `unitlab run`.
 //!
-//! Time is compressed only through the manager: `DefaultTimeoutStartSec=` drops from 90 s to
-//! [`COMPRESSED_START_TIMEOUT`], so every Type= keeps its own rule (oneshot has no start
-//! timeout unless the unit sets one; simple has none for its main process). Units set nothing
-//! that the tables are about.
+//! How the cells are measured, so that the tables are tested under their own conditions:
+//! time is compressed only in the manager (`DefaultTimeoutStartSec=3s` instead of 90 s, so
+//! every Type= keeps its own rule: oneshot has no start timeout unless the unit sets one, simple
+//! has none for its main process); units set nothing the tables are about (`RestartSec=` stays
+//! at systemd's default); faults go through buggy-server's control endpoint once the unit is
+//! active, so a restarted server is healthy and the first restart is the one judged; the start
+//! rate limit is off in the restart cells (`StartLimitIntervalSec=0`) so it cannot hide a
+//! restart; `LimitCORE=0` keeps the watchdog's SIGABRT from writing core files (the Result
+//! stays `watchdog` either way: the first failure wins).
 
+use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::tables::oracle::{self, CellKey, Cause, Outcome, RestartPolicy, ServiceType};
-use crate::systemd::unit::{exec_line, Directive, UnitFile};
+use super::oracle::{CellKey, Cause, TABLE_TYPES};
+use crate::scenario::{self, Diagnostic, Scenario};
+use crate::systemd::{format_duration, RestartPolicy, ServiceType, Suite};
 
-/// The manager's DefaultTimeoutStartSec= in matrix targets (systemd's default: 90 s).
+/// The manager's DefaultTimeoutStartSec= in the cells (systemd's default: 90 s).
 pub const COMPRESSED_START_TIMEOUT: Duration = Duration::from_secs(3);
 /// WatchdogSec= of the watchdog row.
 pub const WATCHDOG_SEC: Duration = Duration::from_secs(1);
-/// systemd's DefaultRestartSec=, which the restart cells keep.
-pub const DEFAULT_RESTART_SEC: Duration = Duration::from_millis(100);
-
-/// How long a restart cell is watched for a restart after its failure: the unit's own
-/// RestartSec= plus a margin for a loaded machine. A restart is scheduled RestartSec after the
-/// failure, so nothing can come later than this.
-pub fn no_restart_window() -> Duration {
-    DEFAULT_RESTART_SEC + Duration::from_millis(1500)
-}
-
-/// How long a type cell is watched from its start: past the compressed start timeout, so that
-/// a cell still activating at the end is one to which no start timeout applies.
-pub fn type_window() -> Duration {
-    COMPRESSED_START_TIMEOUT + Duration::from_millis(1500)
-}
-
-/// Manager settings of a matrix target.
-pub fn manager_settings() -> Vec<(String, String)> {
-    vec![(
-        "DefaultTimeoutStartSec".to_string(),
-        format!("{}ms", COMPRESSED_START_TIMEOUT.as_millis()),
-    )]
-}
-
+/// How long a cell waits for its server to be active, or for its run to end after the fault.
+const CELL_DEADLINE: &str = "20s";
+/// First port of each table's servers: every cell listens on its own port, so all of them can
+/// share one target.
+const RESTART_BASE_PORT: u16 = 8100;
+const TYPE_BASE_PORT: u16 = 8200;
 const SERVER: &str = "/usr/local/bin/buggy-server";
 
 /// Which table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Table {
     Restart,
@@ -51,6 +42,8 @@ pub enum Table {
 }
 
 impl Table {
+    pub const ALL: [Table; 2] = [Table::Restart, Table::Type];
+
     pub fn name(self) -> &'static str {
         match self {
             Table::Restart => "restart",
@@ -59,202 +52,216 @@ impl Table {
     }
 }
 
-/// A fault the lab injects through the buggy server's control endpoint once the cell is up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlFault {
-    /// Query string of `POST /control/fault`.
-    pub query: &'static str,
-    pub describe: &'static str,
-}
-
-/// One cell, ready to install.
+/// A cell, ready to run: the scenario that measures it and the TOML it was loaded from.
 #[derive(Debug, Clone)]
-pub struct CellPlan {
+pub struct Cell {
     pub key: CellKey,
-    pub unit_name: String,
-    pub unit: UnitFile,
-    pub port: u16,
-    /// None: the cause is in the start itself (never ready) or the cell is a type cell.
-    pub fault: Option<ControlFault>,
+    pub scenario: Scenario,
+    pub toml: String,
 }
 
-impl CellPlan {
+impl Cell {
     pub fn table(&self) -> Table {
         match self.key {
             CellKey::Restart(..) => Table::Restart,
             CellKey::Type { .. } => Table::Type,
         }
     }
-
-    /// Whether the lab waits for the unit to be started before injecting the fault.
-    pub fn waits_for_start(&self) -> bool {
-        self.fault.is_some()
-    }
 }
 
-fn argv(port: u16, extra: &[&str]) -> String {
-    let mut v: Vec<String> = vec![SERVER.into(), "--listen".into(), format!("127.0.0.1:{port}")];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    exec_line(&v)
-}
-
-/// The fault and server flags that produce each exit cause.
-fn cause_setup(cause: Cause) -> (Option<ControlFault>, Vec<&'static str>) {
-    match cause {
-        Cause::CleanExit => (Some(ControlFault { query: "kind=exit&code=0", describe: "the server exits 0" }), vec![]),
-        Cause::UncleanExitCode => (Some(ControlFault { query: "kind=exit&code=3", describe: "the server exits 3" }), vec![]),
-        Cause::UncleanSignal => (Some(ControlFault { query: "kind=signal&signal=KILL", describe: "the server is killed by SIGKILL" }), vec![]),
-        // Never ready: the start job runs into the (compressed) start timeout.
-        Cause::Timeout => (None, vec!["--ready", "never"]),
-        Cause::Watchdog => (
-            Some(ControlFault { query: "kind=stop-watchdog", describe: "the server stops its watchdog pings" }),
-            vec!["--watchdog", "naive"],
-        ),
-    }
-}
-
-/// The 35 cells of the Restart= table.
-pub fn restart_cells(base_port: u16) -> Vec<CellPlan> {
-    let mut cells = Vec::new();
-    for (ci, cause) in Cause::ALL.iter().enumerate() {
-        for (pi, policy) in RestartPolicy::ALL.iter().enumerate() {
-            let port = base_port + (ci * RestartPolicy::ALL.len() + pi) as u16;
-            let (fault, flags) = cause_setup(*cause);
-            let mut service = vec![
-                Directive::new("Type", "notify"),
-                Directive::new("ExecStart", argv(port, &flags)),
-                Directive::new("Restart", policy.name()),
-                // No core files from the SIGABRT of a watchdog kill: the Result stays
-                // "watchdog" either way (the first failure wins), and cores only cost disk.
-                Directive::new("LimitCORE", "0"),
-            ];
-            if *cause == Cause::Watchdog {
-                service.push(Directive::new("WatchdogSec", format!("{}ms", WATCHDOG_SEC.as_millis())));
-            }
-            cells.push(CellPlan {
-                key: CellKey::Restart(*policy, *cause),
-                unit_name: format!("ul-restart-{}-{}.service", policy.name(), cause.name()),
-                unit: UnitFile {
-                    unit: vec![
-                        Directive::new("Description", format!("unitlab cell Restart={} after {}", policy.name(), cause.name())),
-                        // The start rate limit must not hide a restart: the matrix asks what
-                        // Restart= decides, not what the limiter allows.
-                        Directive::new("StartLimitIntervalSec", "0"),
-                    ],
-                    service,
-                    install: vec![],
-                },
-                port,
-                fault,
-            });
-        }
-    }
-    cells
-}
-
-/// Flags that make the buggy server behave as a program of `program` type.
-fn program_flags(program: ServiceType) -> Vec<&'static str> {
-    match program {
-        ServiceType::Simple => vec!["--ready", "never"],
-        ServiceType::Forking => vec!["--shape", "forking", "--ready", "never"],
-        ServiceType::Oneshot => vec!["--shape", "oneshot", "--work", "1s", "--exit-code", "0", "--ready", "never"],
-        ServiceType::Notify => vec!["--ready", "after-listen"],
-    }
-}
-
-/// The 16 cells of the wrong-Type= table.
-pub fn type_cells(base_port: u16) -> Vec<CellPlan> {
-    let mut cells = Vec::new();
-    for (ri, program) in ServiceType::ALL.iter().enumerate() {
-        for (ci, configured) in ServiceType::ALL.iter().enumerate() {
-            let port = base_port + (ri * ServiceType::ALL.len() + ci) as u16;
-            cells.push(CellPlan {
-                key: CellKey::Type { program: *program, configured: *configured },
-                unit_name: format!("ul-type-{}-as-{}.service", program.name(), configured.name()),
-                unit: UnitFile {
-                    unit: vec![Directive::new(
-                        "Description",
-                        format!("unitlab cell {} program with Type={}", program.name(), configured.name()),
-                    )],
-                    service: vec![
-                        Directive::new("Type", configured.name()),
-                        Directive::new("ExecStart", argv(port, &program_flags(*program))),
-                        Directive::new("LimitCORE", "0"),
-                    ],
-                    install: vec![],
-                },
-                port,
-                fault: None,
-            });
-        }
-    }
-    cells
-}
-
-/// Classify a type cell from its state at the end of the window.
-pub fn classify_type(active: &str, sub: &str, result: &str, leftover_processes: usize) -> Result<Outcome, String> {
-    match (active, result) {
-        ("active", _) if sub == "running" => Ok(Outcome::Works),
-        ("activating", _) => Ok(Outcome::ActivatingForever),
-        ("failed", "timeout") => Ok(Outcome::StartTimeout),
-        ("failed", "protocol") => Ok(Outcome::Protocol),
-        ("failed", _) => Ok(Outcome::Failed),
-        ("inactive", "success") if leftover_processes == 0 => Ok(Outcome::DeadSuccess),
-        _ => Err(format!(
-            "ActiveState={active} SubState={sub} Result={result} with {leftover_processes} process(es) left: no outcome class fits"
-        )),
-    }
-}
-
-/// Documented value of a cell as the string the deviations list uses.
-pub fn documented_value(key: CellKey) -> String {
+/// The scenario name of a cell, unique across the tables.
+pub fn scenario_name(key: CellKey) -> String {
     match key {
-        CellKey::Restart(p, c) => restart_word(oracle::restart_documented(p, c)).to_string(),
-        CellKey::Type { program, configured } => oracle::type_documented(program, configured).0.name().to_string(),
+        CellKey::Restart(policy, cause) => format!("restart-{policy}-{}", cause.name()),
+        CellKey::Type { program, configured } => format!("type-{program}-as-{configured}"),
     }
 }
 
-pub fn restart_word(restarts: bool) -> &'static str {
-    if restarts { "restart" } else { "no restart" }
+/// The fault step (buggy-server's control endpoint) and the server flags of an exit cause.
+fn cause_setup(cause: Cause) -> (Option<&'static str>, &'static [&'static str]) {
+    match cause {
+        Cause::CleanExit => (Some("kind = \"exit\"\ncode = 0"), &[]),
+        Cause::UncleanExitCode => (Some("kind = \"exit\"\ncode = 3"), &[]),
+        Cause::UncleanSignal => (Some("kind = \"signal\"\nsignal = \"KILL\""), &[]),
+        // Never ready: the start job runs into the (compressed) start timeout.
+        Cause::Timeout => (None, &["--ready", "never"]),
+        Cause::Watchdog => (Some("kind = \"stop-watchdog\""), &["--watchdog", "naive"]),
+    }
+}
+
+/// Flags that make buggy-server behave as a program of type `program`.
+fn program_flags(program: ServiceType) -> &'static [&'static str] {
+    match program {
+        ServiceType::Forking => &["--shape", "forking", "--ready", "never"],
+        ServiceType::Oneshot => &["--shape", "oneshot", "--work", "1s", "--exit-code", "0", "--ready", "never"],
+        ServiceType::Notify => &["--ready", "after-listen"],
+        _ => &["--ready", "never"],
+    }
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn exec(port: u16, flags: &[&str]) -> String {
+    let mut argv = vec![SERVER.to_string(), "--listen".to_string(), format!("0.0.0.0:{port}")];
+    argv.extend(flags.iter().map(|f| f.to_string()));
+    toml_list(&argv)
+}
+
+/// The head every cell shares: name, suites, snapshot, the compressed manager.
+fn head(out: &mut String, key: CellKey, description: &str, suites: &[Suite]) {
+    let suites: Vec<String> = suites.iter().map(|s| s.name().to_string()).collect();
+    let _ = writeln!(out, "name = {:?}", scenario_name(key));
+    let _ = writeln!(out, "description = {description:?}");
+    let _ = writeln!(out, "suites = {}", toml_list(&suites));
+    let _ = writeln!(out, "snapshot = true\n");
+    let _ = writeln!(out, "[manager]\nDefaultTimeoutStartSec = {:?}\n", format_duration(COMPRESSED_START_TIMEOUT));
+}
+
+fn restart_toml(policy: RestartPolicy, cause: Cause, port: u16, suites: &[Suite]) -> String {
+    let key = CellKey::Restart(policy, cause);
+    let (fault, flags) = cause_setup(cause);
+    let mut out = String::new();
+    head(&mut out, key, &format!("Restart={policy} after {}", cause.name()), suites);
+    let _ = writeln!(out, "[[units]]\nname = \"cell\"\nexec = {}\n", exec(port, flags));
+    let _ = writeln!(out, "[units.Unit]\nDescription = \"unitlab cell Restart={policy} after {}\"", cause.name());
+    // The start rate limit must not hide a restart: the table asks what Restart= decides.
+    let _ = writeln!(out, "StartLimitIntervalSec = 0\n");
+    let _ = writeln!(out, "[units.Service]\nType = \"notify\"\nRestart = \"{policy}\"\nLimitCORE = 0");
+    if cause == Cause::Watchdog {
+        let _ = writeln!(out, "WatchdogSec = {:?}", format_duration(WATCHDOG_SEC));
+    }
+    let _ = writeln!(out, "\n[[steps]]\ndo = \"start\"\nunit = \"cell\"\nno_block = true\n");
+    if let Some(fault) = fault {
+        let _ = writeln!(out, "[[steps]]\ndo = \"wait-state\"\nunit = \"cell\"\nactive = \"active\"\nwithin = {CELL_DEADLINE:?}\n");
+        let _ = writeln!(out, "[[steps]]\ndo = \"fault\"\nunit = \"cell\"\n{fault}\n");
+    }
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"restart\"\nunit = \"cell\"\nwithin = {CELL_DEADLINE:?}\n");
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"state\"\nunit = \"cell\"");
+    out
+}
+
+fn type_toml(program: ServiceType, configured: ServiceType, port: u16, suites: &[Suite]) -> String {
+    let key = CellKey::Type { program, configured };
+    let mut out = String::new();
+    head(&mut out, key, &format!("a {program} program with Type={configured}"), suites);
+    let _ = writeln!(out, "[[units]]\nname = \"cell\"\nexec = {}\n", exec(port, program_flags(program)));
+    let _ = writeln!(out, "[units.Unit]\nDescription = \"unitlab cell {program} program with Type={configured}\"\n");
+    let _ = writeln!(out, "[units.Service]\nType = \"{configured}\"\nLimitCORE = 0\n");
+    let _ = writeln!(out, "[[steps]]\ndo = \"start\"\nunit = \"cell\"\nno_block = true\n");
+    // After the settle window no start timeout can still fire: "activating" then really is
+    // "forever", and a failure has happened.
+    let _ = writeln!(out, "[[steps]]\ndo = \"settle\"\nunit = \"cell\"\n");
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"state\"\nunit = \"cell\"\n");
+    // Whether any daemon of the program is left: "dead-success" means nothing answers.
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"http\"\nport = {port}\npath = \"/\"\ntimeout = \"1s\"");
+    out
+}
+
+/// Every cell of `tables`, for `suites`, as TOML text in table order.
+pub fn cell_files(tables: &[Table], suites: &[Suite]) -> Vec<(CellKey, String)> {
+    let mut out = Vec::new();
+    if tables.contains(&Table::Restart) {
+        for (ci, cause) in Cause::ALL.iter().enumerate() {
+            for (pi, policy) in RestartPolicy::ALL.iter().enumerate() {
+                let port = RESTART_BASE_PORT + (ci * RestartPolicy::ALL.len() + pi) as u16;
+                out.push((CellKey::Restart(*policy, *cause), restart_toml(*policy, *cause, port, suites)));
+            }
+        }
+    }
+    if tables.contains(&Table::Type) {
+        for (ri, program) in TABLE_TYPES.iter().enumerate() {
+            for (ci, configured) in TABLE_TYPES.iter().enumerate() {
+                let port = TYPE_BASE_PORT + (ri * TABLE_TYPES.len() + ci) as u16;
+                out.push((CellKey::Type { program: *program, configured: *configured }, type_toml(*program, *configured, port, suites)));
+            }
+        }
+    }
+    out
+}
+
+/// A generated cell that does not load: a bug of the lab, reported with the file's diagnostics.
+#[derive(Debug, thiserror::Error)]
+#[error("the generated scenario of cell {name} does not load:\n{diagnostics}")]
+pub struct CellError {
+    pub name: String,
+    pub diagnostics: String,
+}
+
+/// Every cell of `tables` as a loaded scenario.
+pub fn cells(tables: &[Table], suites: &[Suite]) -> Result<Vec<Cell>, CellError> {
+    cell_files(tables, suites)
+        .into_iter()
+        .map(|(key, toml)| {
+            let name = scenario_name(key);
+            let path = Path::new("tables").join(format!("{name}.toml"));
+            match scenario::parse_str(&path, &toml) {
+                Ok((scenario, _)) => Ok(Cell { key, scenario, toml }),
+                Err(diags) => Err(CellError { name, diagnostics: render(&diags) }),
+            }
+        })
+        .collect()
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    scenario::render_all(diags)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::{Fault, Observe, StepKind};
 
     #[test]
-    fn every_cell_has_its_own_unit_and_port() {
-        let mut cells = restart_cells(8100);
-        cells.extend(type_cells(8200));
-        assert_eq!(cells.len(), 35 + 16);
-        let mut names: Vec<&str> = cells.iter().map(|c| c.unit_name.as_str()).collect();
-        let mut ports: Vec<u16> = cells.iter().map(|c| c.port).collect();
+    fn every_cell_loads_without_a_warning_and_has_its_own_name_and_port() {
+        let files = cell_files(&Table::ALL, &Suite::ALL);
+        assert_eq!(files.len(), 35 + 16);
+        let mut names = Vec::new();
+        let mut ports = Vec::new();
+        for (key, toml) in &files {
+            let (s, warnings) = scenario::parse_str(Path::new("cell.toml"), toml).unwrap_or_else(|d| panic!("{key:?}:\n{}", render(&d)));
+            assert!(warnings.is_empty(), "{key:?}: {}", render(&warnings));
+            names.push(s.name.clone());
+            ports.extend(crate::run::claims(&s));
+        }
         names.sort();
         names.dedup();
         ports.sort();
         ports.dedup();
         assert_eq!((names.len(), ports.len()), (51, 51));
+        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 51);
     }
 
     #[test]
     fn restart_cells_vary_only_restart_and_the_cause() {
-        let cells = restart_cells(8100);
-        let c = cells.iter().find(|c| c.key == CellKey::Restart(RestartPolicy::OnAbort, Cause::Watchdog)).unwrap();
-        assert_eq!(c.unit.service_value("Restart"), Some("on-abort"));
-        assert_eq!(c.unit.service_value("WatchdogSec"), Some("1000ms"));
-        assert!(c.unit.service_value("ExecStart").unwrap().contains("--watchdog naive"));
-        assert!(c.unit.service_value("RestartSec").is_none(), "cells keep systemd's default RestartSec");
-        assert!(c.unit.service_value("TimeoutStartSec").is_none(), "time is compressed in the manager only");
+        let all = cells(&[Table::Restart], &Suite::ALL).unwrap();
+        let c = all.iter().find(|c| c.key == CellKey::Restart(RestartPolicy::OnAbort, Cause::Watchdog)).unwrap();
+        let unit = &c.scenario.units()[0].file;
+        assert_eq!(unit.service_value("Restart"), Some("on-abort"));
+        assert_eq!(unit.service_value("WatchdogSec"), Some("1s"));
+        assert!(unit.service_value("ExecStart").unwrap().contains("--watchdog naive"));
+        assert!(unit.service_value("RestartSec").is_none(), "cells keep systemd's default RestartSec");
+        assert!(unit.service_value("TimeoutStartSec").is_none(), "time is compressed in the manager only");
+        assert_eq!(c.scenario.manager.value("DefaultTimeoutStartSec"), Some("3s"));
+        let kinds: Vec<&str> = c.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "wait-state", "fault", "observe", "observe"]);
+        assert!(matches!(&c.scenario.steps[2].kind, StepKind::Fault(Fault::Control { targets, .. }) if targets[0].1 == 8100 + 4 * 7 + 5));
+        match &c.scenario.steps[3].kind {
+            StepKind::Observe(Observe::Restart { window, .. }) => assert_eq!(*window, Duration::from_millis(1200), "2 x RestartSec=100ms + 1s"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn classification_follows_the_outcome_definitions() {
-        assert_eq!(classify_type("active", "running", "success", 1), Ok(Outcome::Works));
-        assert_eq!(classify_type("activating", "start", "success", 1), Ok(Outcome::ActivatingForever));
-        assert_eq!(classify_type("failed", "failed", "timeout", 0), Ok(Outcome::StartTimeout));
-        assert_eq!(classify_type("failed", "failed", "protocol", 0), Ok(Outcome::Protocol));
-        assert_eq!(classify_type("failed", "failed", "exit-code", 0), Ok(Outcome::Failed));
-        assert_eq!(classify_type("inactive", "dead", "success", 0), Ok(Outcome::DeadSuccess));
-        assert!(classify_type("inactive", "dead", "success", 2).is_err(), "a daemon left behind is not dead-success");
+    fn type_cells_settle_past_the_compressed_start_timeout() {
+        let all = cells(&[Table::Type], &Suite::ALL).unwrap();
+        let c = all.iter().find(|c| c.key == CellKey::Type { program: ServiceType::Simple, configured: ServiceType::Oneshot }).unwrap();
+        match &c.scenario.steps[1].kind {
+            StepKind::Settle { window, .. } => assert_eq!(*window, Duration::from_secs(4)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.scenario.units()[0].file.service_value("Type"), Some("oneshot"));
     }
 }

@@ -1,9 +1,47 @@
-//! The documented tables (Restart= of systemd.service(5), the wrong-Type= table): the claims
-//! as documented with the reviewed deviations (`oracle`), the cells as plans (`cells`), how
-//! they are measured and presented.
+//! The documented tables (Restart= of systemd.service(5), the wrong-Type= table) as generated
+//! scenarios and their judges: the claims as documented with the reviewed deviations
+//! (`oracle`), every cell as a scenario file the runner runs like any other (`cells`), and the
+//! classification of what each cell observed (`judge`). [`measure`] is the glue: generate,
+//! run, judge.
 
 pub mod cells;
-pub mod conformance;
-pub mod demo;
+pub mod judge;
 pub mod oracle;
-pub mod view;
+
+use crate::progress::Progress;
+use crate::run::{self, RunError, RunOptions};
+use crate::systemd::Suite;
+use crate::target::Engine;
+use crate::verdict::{RunEvent, RunReport};
+
+pub use cells::{Cell, CellError, Table};
+
+/// Why tables could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error(transparent)]
+    Cell(#[from] CellError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Measure `tables` on `suites`: every cell as its own scenario, all of a suite's cells
+/// concurrently on targets shared by their manager settings, then judged against the documented
+/// tables. The report carries each cell's result and one table report per (table, suite).
+pub async fn measure(
+    engine: &Engine,
+    tables: &[Table],
+    suites: &[Suite],
+    keep: bool,
+    progress: &dyn Progress,
+    on_event: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<RunReport, MeasureError> {
+    let cells = cells::cells(tables, suites)?;
+    let scenarios: Vec<_> = cells.iter().map(|c| c.scenario.clone()).collect();
+    // Every cell waits on systemd's timers, none needs the CPU: all of them at once.
+    let opts = RunOptions { jobs: (scenarios.len() * suites.len()).max(1), keep, suites: suites.to_vec() };
+    let mut report = run::run(engine, &scenarios, &[], &opts, progress, on_event).await?;
+    let names: Vec<_> = cells.iter().map(|c| (c.key, c.scenario.name.clone())).collect();
+    judge::judge(&mut report, &names);
+    Ok(report)
+}

@@ -6,6 +6,8 @@
 //! measured on and the reason (from systemd's source), and is shown next to the table; the
 //! tables themselves are never edited to match.
 
+use crate::systemd::{RestartPolicy, ServiceType};
+
 /// Exit causes of the Restart= table (rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -42,53 +44,16 @@ impl Cause {
     }
 }
 
-/// Restart= values (columns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    No,
-    Always,
-    OnSuccess,
-    OnFailure,
-    OnAbnormal,
-    OnAbort,
-    OnWatchdog,
-}
-
-impl RestartPolicy {
-    pub const ALL: [RestartPolicy; 7] = [
-        RestartPolicy::No,
-        RestartPolicy::Always,
-        RestartPolicy::OnSuccess,
-        RestartPolicy::OnFailure,
-        RestartPolicy::OnAbnormal,
-        RestartPolicy::OnAbort,
-        RestartPolicy::OnWatchdog,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RestartPolicy::No => "no",
-            RestartPolicy::Always => "always",
-            RestartPolicy::OnSuccess => "on-success",
-            RestartPolicy::OnFailure => "on-failure",
-            RestartPolicy::OnAbnormal => "on-abnormal",
-            RestartPolicy::OnAbort => "on-abort",
-            RestartPolicy::OnWatchdog => "on-watchdog",
-        }
-    }
-
-    /// What the option is for, in a sentence (for the demo).
-    pub fn purpose(self) -> &'static str {
-        match self {
-            RestartPolicy::No => "never restart: the service stays down until someone starts it",
-            RestartPolicy::Always => "restart whatever the reason, even after a clean exit",
-            RestartPolicy::OnSuccess => "restart only after a clean exit (a job that should run again)",
-            RestartPolicy::OnFailure => "restart after any failure: unclean exit code, signal, timeout, watchdog",
-            RestartPolicy::OnAbnormal => "restart after signals, timeouts and watchdog kills, but not after an exit code",
-            RestartPolicy::OnAbort => "restart only after an uncaught signal (a crash)",
-            RestartPolicy::OnWatchdog => "restart only when the watchdog timed out",
-        }
+/// What a Restart= option is for, in a sentence (for the demo).
+pub fn restart_purpose(policy: RestartPolicy) -> &'static str {
+    match policy {
+        RestartPolicy::No => "never restart: the service stays down until someone starts it",
+        RestartPolicy::Always => "restart whatever the reason, even after a clean exit",
+        RestartPolicy::OnSuccess => "restart only after a clean exit (a job that should run again)",
+        RestartPolicy::OnFailure => "restart after any failure: unclean exit code, signal, timeout, watchdog",
+        RestartPolicy::OnAbnormal => "restart after signals, timeouts and watchdog kills, but not after an exit code",
+        RestartPolicy::OnAbort => "restart only after an uncaught signal (a crash)",
+        RestartPolicy::OnWatchdog => "restart only when the watchdog timed out",
     }
 }
 
@@ -108,43 +73,25 @@ pub fn restart_documented(policy: RestartPolicy, cause: Cause) -> bool {
     }
 }
 
-/// Service types: how a program really behaves (rows) and what Type= says (columns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServiceType {
-    Simple,
-    Forking,
-    Oneshot,
-    Notify,
-}
+/// The service types of the wrong-Type= table, as program behaviours (rows) and as the
+/// configured `Type=` (columns).
+pub const TABLE_TYPES: [ServiceType; 4] = [ServiceType::Simple, ServiceType::Forking, ServiceType::Oneshot, ServiceType::Notify];
 
-impl ServiceType {
-    pub const ALL: [ServiceType; 4] = [ServiceType::Simple, ServiceType::Forking, ServiceType::Oneshot, ServiceType::Notify];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ServiceType::Simple => "simple",
-            ServiceType::Forking => "forking",
-            ServiceType::Oneshot => "oneshot",
-            ServiceType::Notify => "notify",
-        }
-    }
-
-    /// How a program "of this type" behaves, for the demo.
-    pub fn behaviour(self) -> &'static str {
-        match self {
-            ServiceType::Simple => "stays in the foreground and never notifies",
-            ServiceType::Forking => "double-forks a daemon and the parent exits once it listens",
-            ServiceType::Oneshot => "does its work for a second and exits 0",
-            ServiceType::Notify => "stays in the foreground and sends READY=1 once it listens",
-        }
+/// How a program "of this type" behaves, for the demo.
+pub fn program_behaviour(t: ServiceType) -> &'static str {
+    match t {
+        ServiceType::Simple => "stays in the foreground and never notifies",
+        ServiceType::Forking => "double-forks a daemon and the parent exits once it listens",
+        ServiceType::Oneshot => "does its work for a second and exits 0",
+        ServiceType::Notify => "stays in the foreground and sends READY=1 once it listens",
+        _ => "is not part of the table",
     }
 }
 
 /// Outcome classes of the wrong-Type= table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum TypeOutcome {
     /// active, running.
     Works,
     /// failed with Result timeout ("killed after 90 s").
@@ -159,23 +106,25 @@ pub enum Outcome {
     Protocol,
 }
 
-impl Outcome {
+impl TypeOutcome {
     pub fn name(self) -> &'static str {
         match self {
-            Outcome::Works => "works",
-            Outcome::StartTimeout => "start-timeout",
-            Outcome::ActivatingForever => "activating-forever",
-            Outcome::DeadSuccess => "dead-success",
-            Outcome::Failed => "failed",
-            Outcome::Protocol => "protocol",
+            TypeOutcome::Works => "works",
+            TypeOutcome::StartTimeout => "start-timeout",
+            TypeOutcome::ActivatingForever => "activating-forever",
+            TypeOutcome::DeadSuccess => "dead-success",
+            TypeOutcome::Failed => "failed",
+            TypeOutcome::Protocol => "protocol",
         }
     }
 }
 
 /// The wrong-Type= table of seed 003: `program` behaves as that type, `configured` is Type=.
 /// Returns the outcome class and the documentation's own words for the cell.
-pub fn type_documented(program: ServiceType, configured: ServiceType) -> (Outcome, &'static str) {
-    use Outcome::*;
+/// `(_, _)` outside [`TABLE_TYPES`] is not part of the table: it reads as the documented
+/// "correct type" only on the diagonal.
+pub fn type_documented(program: ServiceType, configured: ServiceType) -> (TypeOutcome, &'static str) {
+    use TypeOutcome::*;
     use ServiceType::*;
     match (program, configured) {
         (Simple, Simple) => (Works, "correct type"),
@@ -194,6 +143,8 @@ pub fn type_documented(program: ServiceType, configured: ServiceType) -> (Outcom
         (Notify, Forking) => (StartTimeout, "killed after 90 s"),
         (Notify, Oneshot) => (ActivatingForever, "stays in \"activating\" state forever"),
         (Notify, Notify) => (Works, "correct type"),
+        (p, c) if p == c => (Works, "correct type"),
+        _ => (Failed, "not in the table"),
     }
 }
 
@@ -290,8 +241,8 @@ mod tests {
 
     #[test]
     fn type_table_diagonal_is_as_documented() {
-        let diag: Vec<Outcome> = ServiceType::ALL.iter().map(|t| type_documented(*t, *t).0).collect();
-        assert_eq!(diag, vec![Outcome::Works, Outcome::Works, Outcome::DeadSuccess, Outcome::Works]);
+        let diag: Vec<TypeOutcome> = TABLE_TYPES.iter().map(|t| type_documented(*t, *t).0).collect();
+        assert_eq!(diag, vec![TypeOutcome::Works, TypeOutcome::Works, TypeOutcome::DeadSuccess, TypeOutcome::Works]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::target::engine::{CgroupVersion, Engine, EngineError};
 use crate::observe::JournalEntry;
+use crate::systemd::ManagerSettings;
 use crate::target::image::ImageRef;
 use crate::target::reaper;
 
@@ -64,13 +65,19 @@ pub struct TargetOptions {
     pub boot_deadline: Duration,
     /// Short human word put in the container name (e.g. the scenario or test name).
     pub purpose: String,
+    /// `[Manager]` settings in place before systemd starts (a system.conf drop-in written into
+    /// the created container), so no `daemon-reexec` is needed.
+    pub manager: ManagerSettings,
 }
 
 impl Default for TargetOptions {
     fn default() -> Self {
-        TargetOptions { keep: false, boot_deadline: DEFAULT_BOOT_DEADLINE, purpose: "target".into() }
+        TargetOptions { keep: false, boot_deadline: DEFAULT_BOOT_DEADLINE, purpose: "target".into(), manager: ManagerSettings::default() }
     }
 }
+
+/// Where the lab's `[Manager]` drop-in goes.
+pub const MANAGER_DROP_IN: &str = "/etc/systemd/system.conf.d/unitlab.conf";
 
 /// A booted systemd target. Drop removes it (unless kept); prefer [`Target::teardown`] in async
 /// code, which reports errors.
@@ -172,6 +179,9 @@ impl Target {
             boot_time: Duration::ZERO,
             removed: false,
         };
+        if !opts.manager.is_empty() {
+            target.put_before_start(MANAGER_DROP_IN, opts.manager.render().as_bytes()).await?;
+        }
         docker
             .start_container(&id, None::<StartContainerOptions>)
             .await
@@ -189,6 +199,39 @@ impl Target {
         let version = target.exec(&["systemctl", "--version"]).await?;
         target.systemd_version = version.stdout.lines().next().unwrap_or("").trim().to_string();
         Ok(target)
+    }
+
+    /// Put a file into the created, not yet started container through the engine's archive
+    /// API (exec needs a running container; the path must not be on a tmpfs mounted at start).
+    async fn put_before_start(&self, path: &str, contents: &[u8]) -> Result<(), TargetError> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        let what = || format!("put {path} into {}", self.name);
+        builder.append_data(&mut header, path.trim_start_matches('/'), contents).map_err(|e| stream_error(what(), e))?;
+        let archive = builder.into_inner().map_err(|e| stream_error(what(), e))?;
+        let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::new().path("/").build();
+        self.engine
+            .docker()
+            .upload_to_container(&self.id, Some(opts), bollard::body_full(archive.into()))
+            .await
+            .map_err(|e| EngineError::api(what(), e))?;
+        Ok(())
+    }
+
+    /// Freeze every process of the target, systemd included (the engine's pause).
+    pub async fn pause(&self) -> Result<(), TargetError> {
+        self.engine.docker().pause_container(&self.id).await.map_err(|e| EngineError::api(format!("pause {}", self.name), e))?;
+        Ok(())
+    }
+
+    /// Thaw a paused target.
+    pub async fn unpause(&self) -> Result<(), TargetError> {
+        self.engine.docker().unpause_container(&self.id).await.map_err(|e| EngineError::api(format!("unpause {}", self.name), e))?;
+        Ok(())
     }
 
     /// Wait for `systemctl is-system-running --wait` to report. Until systemd has created its
@@ -400,12 +443,8 @@ impl Target {
     /// then wait until it runs again. This is how time is compressed without touching units:
     /// e.g. `DefaultTimeoutStartSec=3s` keeps every Type='s own rule (oneshot: none unless
     /// the unit sets one; simple: none for the main process).
-    pub async fn configure_manager(&self, settings: &[(String, String)]) -> Result<(), TargetError> {
-        let mut conf = String::from("# written by unitlab\n[Manager]\n");
-        for (k, v) in settings {
-            conf.push_str(&format!("{k}={v}\n"));
-        }
-        self.write_file("/etc/systemd/system.conf.d/unitlab.conf", conf.as_bytes(), 0o644).await?;
+    pub async fn configure_manager(&self, settings: &ManagerSettings) -> Result<(), TargetError> {
+        self.write_file(MANAGER_DROP_IN, settings.render().as_bytes(), 0o644).await?;
         // daemon-reexec returns once the new manager answers on its socket.
         self.exec_ok(&["systemctl", "daemon-reexec"]).await?;
         let deadline = Instant::now() + DEFAULT_BOOT_DEADLINE;

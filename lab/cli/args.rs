@@ -1,0 +1,212 @@
+//! The command line (clap derive). Value enums map onto the library's own types; the library
+//! knows nothing of clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use unitlab::report::Format;
+use unitlab::run::DEFAULT_JOBS;
+use unitlab::tables::Table;
+use unitlab::Suite;
+
+#[derive(Parser)]
+#[command(name = "unitlab", version, about = "A chaos test lab for systemd services: real systemd, buggy servers, verdicts")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SuiteArg {
+    Bookworm,
+    Trixie,
+}
+
+impl From<SuiteArg> for Suite {
+    fn from(s: SuiteArg) -> Suite {
+        match s {
+            SuiteArg::Bookworm => Suite::Bookworm,
+            SuiteArg::Trixie => Suite::Trixie,
+        }
+    }
+}
+
+/// Report formats, on stdout or into `--output`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Human,
+    Json,
+    Junit,
+    Markdown,
+    Html,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Human => Format::Human,
+            FormatArg::Json => Format::Json,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Markdown => Format::Markdown,
+            FormatArg::Html => Format::Html,
+        }
+    }
+}
+
+/// Where a report goes.
+#[derive(clap::Args, Clone)]
+pub struct ReportArgs {
+    /// Report format (on stdout, or into --output).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: FormatArg,
+    /// Write the report in --format to this file; the human summary still goes to the terminal.
+    /// Checked before anything starts: its directory must exist.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run scenarios (files, or directories searched for *.toml) on real systemd targets.
+    /// Every file is validated first: any error is reported with file:line:col and nothing
+    /// starts (exit 2). Exit 0 when every expectation held, 1 when one failed, 3 when the lab
+    /// itself failed.
+    Run {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Run only on these suites (repeatable): each scenario runs on the suites it lists
+        /// that are given here.
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+        /// At most this many scenarios at the same time.
+        #[arg(long, default_value_t = DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Keep the targets afterwards for inspection (and print how to enter them).
+        #[arg(long)]
+        keep: bool,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Measure a documented table on real systemd: every cell as its own scenario, all of a
+    /// suite's cells at once on one target; documented and observed side by side. Exit 1 if a
+    /// cell disagrees in a way not covered by the reviewed deviations list.
+    Matrix {
+        #[arg(value_enum)]
+        table: TableArg,
+        /// Suites to measure on (default: bookworm).
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+        #[command(flatten)]
+        report: ReportArgs,
+        /// Keep the targets afterwards for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Write each cell's scenario file into this directory instead of measuring (replay
+        /// them with `unitlab run DIR`).
+        #[arg(long, value_name = "DIR")]
+        emit: Option<PathBuf>,
+    },
+    /// Live demo: every Restart= option (or every wrong Type=) on real systemd, told step by
+    /// step, ending with the measured table beside the documented one.
+    Demo {
+        #[arg(value_enum, default_value = "restart")]
+        topic: DemoTopic,
+        #[arg(long, value_enum, default_value = "bookworm")]
+        suite: SuiteArg,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Target images (systemd + buggy servers), built from Debian's packages.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Check that this machine can run the lab; every failing check prints its fix.
+    Doctor {
+        /// Suites to check (default: all).
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+    },
+    /// Remove lab containers whose owning unitlab process has ended (kept targets included).
+    Clean {
+        /// Remove every lab container, even those of runs still in progress.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Boot a target and report its systemd version and boot time.
+    Boot {
+        #[arg(long, value_enum, default_value = "bookworm")]
+        suite: SuiteArg,
+        /// Keep the target running after the command ends, and print how to enter it.
+        #[arg(long, conflicts_with = "count")]
+        keep: bool,
+        /// Boot this many targets one after another and report the boot-time median.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        count: u32,
+    },
+    /// Boot a target and run a command in it (or, on a terminal with no command, an
+    /// interactive shell); the target is removed afterwards unless --keep.
+    Shell {
+        #[arg(long, value_enum, default_value = "bookworm")]
+        suite: SuiteArg,
+        #[arg(long)]
+        keep: bool,
+        /// Command to run inside the target; its exit code becomes unitlab's.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableArg {
+    /// The Restart= table of systemd.service(5): 7 options x 5 exit causes.
+    Restart,
+    /// The wrong-Type= table: 4 program behaviours x 4 configured types.
+    Type,
+    /// Both tables, measured together on one target per suite.
+    All,
+}
+
+impl TableArg {
+    pub fn tables(self) -> Vec<Table> {
+        match self {
+            TableArg::Restart => vec![Table::Restart],
+            TableArg::Type => vec![Table::Type],
+            TableArg::All => Table::ALL.to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoTopic {
+    /// Every Restart= option against five kinds of failure.
+    Restart,
+    /// Every program behaviour under every Type=.
+    Type,
+}
+
+impl DemoTopic {
+    pub fn table(self) -> Table {
+        match self {
+            DemoTopic::Restart => Table::Restart,
+            DemoTopic::Type => Table::Type,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Build the target image of a suite (reused when its inputs are unchanged).
+    Build {
+        /// Suite to build; repeat for several (default: bookworm).
+        #[arg(long, value_enum)]
+        suite: Vec<SuiteArg>,
+        /// Build every suite.
+        #[arg(long, conflicts_with = "suite")]
+        all: bool,
+        /// Rebuild even when the inputs are unchanged.
+        #[arg(long)]
+        force: bool,
+    },
+}

@@ -1,0 +1,135 @@
+//! The demo's narration, the human form of `unitlab demo`: a measured table told option by
+//! option for someone who never read the man page: what the option is for, what the lab did
+//! to the server, what systemd did (a compact timeline) and whether that matches the
+//! documentation; the grid beside the documented one at the end.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::observe::{Event, EventKind};
+use crate::systemd::RestartPolicy;
+use crate::tables::oracle::{program_behaviour, restart_purpose, Cause, TABLE_TYPES};
+use crate::verdict::{CellVerdict, RunReport, ScenarioResult, TableReport};
+
+use super::tables;
+
+fn cause_story(cause: &str) -> &'static str {
+    match cause {
+        "clean-exit" => "the server exits with code 0",
+        "unclean-exit-code" => "the server exits with code 3",
+        "unclean-signal" => "the server is killed with SIGKILL",
+        "timeout" => "the server never reports ready (start timeout)",
+        "watchdog" => "the server stops its watchdog pings",
+        _ => "the server fails",
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+/// The events that tell a cell's story, from `from` on, relative to it, as one line.
+pub(crate) fn compact(events: &[Event], from: Duration) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in events.iter().filter(|e| e.at >= from) {
+        let at = secs(e.at.saturating_sub(from));
+        let text = match &e.kind {
+            EventKind::Lab { action } if action.starts_with("fault: ") => format!("{at} {action}"),
+            EventKind::MainExited { code, status } => format!("{at} main process {code} ({status})"),
+            EventKind::Failed { result } => format!("{at} failed: Result={result}"),
+            EventKind::Deactivated => format!("{at} deactivated successfully"),
+            EventKind::WatchdogTimeout => format!("{at} watchdog timeout"),
+            EventKind::StartTimeout => format!("{at} start timed out"),
+            EventKind::RestartScheduled { n } => format!("{at} restart #{n} scheduled"),
+            EventKind::Started if parts.iter().any(|p| p.contains("restart #")) => format!("{at} running again"),
+            EventKind::Started => format!("{at} started"),
+            _ => continue,
+        };
+        parts.push(text);
+    }
+    parts.join(" -> ")
+}
+
+/// When the lab injected the cell's fault (its note on the timeline), or the start.
+fn fault_time(r: &ScenarioResult) -> Duration {
+    r.timeline
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::Lab { action } if action.starts_with("fault")))
+        .map_or(Duration::ZERO, |e| e.at)
+}
+
+fn verdict_mark(c: &CellVerdict) -> String {
+    if c.agrees {
+        "as documented".to_string()
+    } else if c.as_expected {
+        format!("NOT as documented ({}): a reviewed deviation, explained below", c.documented)
+    } else {
+        format!("NOT as documented ({}), and not a reviewed deviation", c.documented)
+    }
+}
+
+fn result_of<'a>(report: &'a RunReport, t: &TableReport, c: &CellVerdict) -> Option<&'a ScenarioResult> {
+    report.results.iter().find(|r| r.name == c.scenario && r.suite == t.suite)
+}
+
+/// The Restart= walkthrough of one measured table.
+fn restart(report: &RunReport, t: &TableReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Every Restart= option, live on {} ({}).", t.suite, t.systemd);
+    let _ = writeln!(
+        out,
+        "Each option ran as its own unit with a deliberately buggy HTTP server; once it was up the lab\n\
+         made it fail in each of five ways and watched what systemd did.\n"
+    );
+    for policy in RestartPolicy::ALL {
+        let _ = writeln!(out, "Restart={policy} — {}", restart_purpose(*policy));
+        for cause in Cause::ALL {
+            let Some(c) = t.cell(cause.name(), policy.as_str()) else { continue };
+            let decision = if c.observed == "restart" { "RESTARTED" } else { "stayed down" };
+            let _ = writeln!(out, "  {:<44} {:<12} {}", format!("{}:", cause_story(cause.name())), decision, verdict_mark(c));
+            if let Some(r) = result_of(report, t, c) {
+                let _ = writeln!(out, "      {}", compact(&r.timeline, fault_time(r)));
+            }
+        }
+        let _ = writeln!(out);
+    }
+    out.push_str(&tables::human(t));
+    out
+}
+
+/// The Type= walkthrough of one measured table.
+fn types(report: &RunReport, t: &TableReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "What a wrong Type= does, live on {} ({}).", t.suite, t.systemd);
+    let _ = writeln!(out, "Each program behaviour ran under each Type=, all at once.\n");
+    for program in TABLE_TYPES {
+        let _ = writeln!(out, "A program that {}:", program_behaviour(program));
+        for configured in TABLE_TYPES {
+            let Some(c) = t.cell(program.as_str(), configured.as_str()) else { continue };
+            let _ = writeln!(out, "  Type={:<8} -> {:<19} ({})  {}", configured, c.observed, c.detail, verdict_mark(c));
+            if let Some(r) = result_of(report, t, c) {
+                let line = compact(&r.timeline, Duration::ZERO);
+                if !line.is_empty() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    out.push_str(&tables::human(t));
+    out
+}
+
+/// The whole narration: every measured table, told.
+pub fn render_demo(report: &RunReport) -> String {
+    let mut out = String::new();
+    for t in &report.tables {
+        match t.table.as_str() {
+            "restart" => out.push_str(&restart(report, t)),
+            "type" => out.push_str(&types(report, t)),
+            _ => out.push_str(&tables::human(t)),
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,64 @@
+//! A step in a few words, for progress lines and the lab's notes on timelines.
+
+use crate::judge::describe_property;
+use crate::scenario::{ControlFault, Expectation, Fault, Observe, StepKind, UnitName, Wait};
+use crate::systemd::format_duration;
+
+fn stems(units: &[&UnitName]) -> String {
+    units.iter().map(|u| u.stem()).collect::<Vec<_>>().join(", ")
+}
+
+/// A short line for progress output.
+pub fn describe(kind: &StepKind) -> String {
+    match kind {
+        StepKind::Start { unit, no_block: false } => format!("start {}", unit.stem()),
+        StepKind::Start { unit, no_block: true } => format!("start {} (no block)", unit.stem()),
+        StepKind::Fault(f) => {
+            let units = stems(&f.units());
+            match f {
+                Fault::Control { fault, after, .. } => {
+                    let detail = match fault {
+                        ControlFault::Hang(parts) => format!("hang({})", parts.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")),
+                        ControlFault::Exit(c) => format!("exit({c})"),
+                        ControlFault::Signal(s) => format!("signal({})", s.name()),
+                        other => other.kind().to_string(),
+                    };
+                    let after = after.map(|a| format!(" after {}", format_duration(a))).unwrap_or_default();
+                    format!("fault {detail}{after} in {units}")
+                }
+                Fault::Signal { signal, .. } => format!("SIG{} to {units}", signal.name()),
+                Fault::Freeze { .. } => format!("freeze {units}"),
+                Fault::Thaw { .. } => format!("thaw {units}"),
+                Fault::PauseTarget { duration } => format!("pause the target for {}", format_duration(*duration)),
+                Fault::Stop { .. } => format!("systemctl stop {units}"),
+                Fault::Restart { .. } => format!("systemctl restart {units}"),
+                Fault::Kill { signal, whom, .. } => format!("systemctl kill --kill-whom={whom} SIG{} {units}", signal.name()),
+            }
+        }
+        StepKind::Wait(w) => match w {
+            Wait::State { unit, active, sub, .. } => format!(
+                "wait for {} {}",
+                unit.stem(),
+                [active.map(|a| a.to_string()), sub.map(|s| format!("({s})"))].into_iter().flatten().collect::<Vec<_>>().join(" ")
+            ),
+            Wait::Journal { matcher, .. } => format!("wait for journal {matcher}"),
+            Wait::Http { port, path, status, .. } => format!("wait for GET :{port}{path} {status}"),
+        },
+        StepKind::Settle { unit, window, .. } => format!("settle {} for {}", unit.stem(), format_duration(*window)),
+        StepKind::Observe(o) => match o {
+            Observe::State { unit } => format!("observe the state of {}", unit.stem()),
+            Observe::Restart { unit, .. } => format!("observe whether {} restarts", unit.stem()),
+            Observe::Http { port, path, .. } => format!("observe GET :{port}{path}"),
+        },
+        StepKind::Expect(e) => match e {
+            Expectation::Unit { unit, checks } => {
+                format!("expect {}: {}", unit.stem(), checks.iter().map(describe_property).collect::<Vec<_>>().join(", "))
+            }
+            Expectation::Http { port, path, expect, .. } => format!("probe :{port}{path} -> {expect}"),
+            Expectation::RestartedWithin { unit, within, .. } => format!("expect {} restarted within {}", unit.stem(), format_duration(*within)),
+            Expectation::NoRestart { unit, window, .. } => format!("expect no restart of {} for {}", unit.stem(), format_duration(*window)),
+            Expectation::Recovery { unit, within, .. } => format!("expect {} recovered within {}", unit.stem(), format_duration(*within)),
+            Expectation::Journal { matcher, present, .. } => format!("expect journal {}{matcher}", if *present { "" } else { "without " }),
+        },
+    }
+}

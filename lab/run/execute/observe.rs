@@ -1,0 +1,110 @@
+//! `do = "observe"`: record a value for the report (and for the tables' judges) without
+//! passing or failing.
+
+use std::time::{Duration, Instant};
+
+use super::{deadline_in, ExecError, Flow, Run, StepResult};
+use crate::observe::{evidence, monotonic_now_usec};
+use crate::scenario::{Observe, WindowSource};
+use crate::systemd::format_duration;
+use crate::verdict::Observed;
+
+/// The properties `what = "state"` records.
+const STATE: [&str; 6] = ["ActiveState", "SubState", "Result", "NRestarts", "ExecMainCode", "ExecMainStatus"];
+
+impl Run<'_> {
+    pub(super) async fn observation(&mut self, step: usize, o: &Observe) -> StepResult {
+        match o {
+            Observe::State { unit } => {
+                let name = self.name(unit).to_string();
+                let p = self.session.properties(&name, &STATE).await.map_err(ExecError::target(format!("read the state of {name}")))?;
+                let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+                let value = Observed::State {
+                    active_state: get("ActiveState"),
+                    sub_state: get("SubState"),
+                    result: get("Result"),
+                    n_restarts: get("NRestarts"),
+                    exec_main_code: get("ExecMainCode"),
+                    exec_main_status: get("ExecMainStatus"),
+                };
+                self.observe(step, Some(&name), value);
+            }
+            Observe::Http { port, path, timeout } => {
+                let route = self.route(*port);
+                let answer = self
+                    .session
+                    .http()
+                    .get(self.session.target(), route, *port, path, *timeout)
+                    .await
+                    .map_err(ExecError::target_owned(format!("GET :{port}{path}")))?;
+                let unit = self.names.values().next().cloned();
+                self.observe(step, unit.as_deref(), Observed::Http { port: *port, path: path.clone(), answer: answer.to_string() });
+            }
+            Observe::Restart { unit, within, window, window_source, since_step } => {
+                let name = self.name(unit).to_string();
+                let value = self.restart_outcome(&name, *within, *window, window_source, *since_step).await?;
+                self.observe(step, Some(&name), value);
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    /// How the unit's run ends after the fault (or the start), and whether a restart follows.
+    async fn restart_outcome(&mut self, name: &str, within: Duration, window: Duration, source: &WindowSource, since_step: Option<usize>) -> Result<Observed, ExecError> {
+        let (since_usec, since_instant, from) = match since_step {
+            Some(step) => {
+                let mark = self.fault_mark(step)?;
+                (mark.at_usec, mark.instant, mark.from.get(name).copied().unwrap_or(0))
+            }
+            None => {
+                let elapsed = Duration::from_micros(monotonic_now_usec().saturating_sub(self.origin_usec));
+                (self.origin_usec, Instant::now().checked_sub(elapsed).unwrap_or_else(Instant::now), self.begin_of(name))
+            }
+        };
+        let since = Duration::from_micros(since_usec);
+        let derivation = match source {
+            WindowSource::Explicit => format!("{} as written, counted from the failure", format_duration(window)),
+            WindowSource::Derived(text) => text.clone(),
+        };
+        let end = self
+            .evidence(name, since_instant.checked_add(within).unwrap_or_else(|| deadline_in(within)), |ev| {
+                evidence::end_of_run(ev, from, since).map(|(i, e, _)| (i, e.clone()))
+            })
+            .await?;
+        let Some((end_index, end)) = end else {
+            let last = self.last_line(name, from).map(|l| format!("; last event: {l:?}")).unwrap_or_default();
+            return Ok(Observed::Restart {
+                result: None,
+                ended_after: None,
+                restarted: None,
+                restart_after: None,
+                window,
+                window_derivation: derivation,
+                note: Some(format!("the run did not end within {}{last}", format_duration(within))),
+            });
+        };
+        let result = evidence::result_of(&end.kind).map(str::to_string);
+        let old = end.invocation.clone();
+        // The window is counted from the end of the run, on the journal's clock.
+        let now = Duration::from_micros(monotonic_now_usec());
+        let window_end = deadline_in((end.at + window).saturating_sub(now));
+        let restart = self
+            .evidence(name, window_end, |ev| evidence::restart(ev, end_index + 1, end.at, old.as_deref()).map(|(i, e)| (i, e.clone())))
+            .await?;
+        if let Some((i, _)) = &restart {
+            // Follow the restart into the new run's start, so the timeline (and the journal
+            // snapshot) shows it happen and ends at a point that does not depend on timing.
+            let next = *i;
+            self.evidence(name, window_end, |ev| evidence::new_start(ev, next, end.at, old.as_deref()).map(|(i, e)| (i, e.clone()))).await?;
+        }
+        Ok(Observed::Restart {
+            result,
+            ended_after: Some(end.at.saturating_sub(since)),
+            restarted: Some(restart.is_some()),
+            restart_after: restart.map(|(_, e)| e.at.saturating_sub(end.at)),
+            window,
+            window_derivation: derivation,
+            note: None,
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! The checked scenario: domain types the runner consumes. Everything here has been validated
+//! (units exist, durations parse, enums are closed sets), so the runner never re-parses text.
+
+mod expect;
+mod scenario;
+mod steps;
+
+pub use expect::{CountRange, Expectation, HttpExpect, PropertyCheck, WindowSource};
+pub use scenario::{ExtraFile, Location, Scenario, UnitName, UnitSpec};
+pub use steps::{ControlFault, Fault, HangPart, Observe, Step, StepKind, TextMatch, Wait};

@@ -1,0 +1,156 @@
+//! The checked scenario itself: its units, files and settings. Everything here has been
+//! validated (units exist, names are valid), so the runner never re-parses text.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::systemd::unit::{Directive, UnitFile};
+use crate::systemd::{ManagerSettings, RestartPolicy, ServiceType, Suite};
+
+use super::Step;
+
+/// Where something was written: file and 1-based line/column, for reports that point back at
+/// the scenario (a failed expectation names its step's line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.path.display(), self.line, self.col)
+    }
+}
+
+/// A validated scenario, ready to plan.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// `name`: unique among the scenarios loaded together; `[a-z0-9_-]`, so the runner can use
+    /// it to namespace unit names.
+    pub name: String,
+    /// `description`, empty when not given.
+    pub description: String,
+    /// `suites`: where to run, in the order written (default: bookworm, trixie).
+    pub suites: Vec<Suite>,
+    /// `shared_target` as written (default true). See [`Scenario::needs_pristine_target`].
+    /// Scenarios with the same `[manager]` settings share targets booted with them.
+    pub shared_target: bool,
+    /// `snapshot`: keep a normalised journal snapshot of the run (default false).
+    pub snapshot: bool,
+    /// `[manager]`: system.conf `[Manager]` overrides.
+    pub manager: ManagerSettings,
+    /// `[[files]]`: files written into the target before the units are installed.
+    pub files: Vec<ExtraFile>,
+    pub(crate) units: Vec<UnitSpec>,
+    /// `[[steps]]`, in order.
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// The scenario's units, in the order written. Each carries its rendered unit file under
+    /// its scenario-local name.
+    pub fn units(&self) -> &[UnitSpec] {
+        &self.units
+    }
+
+    /// The unit a step refers to. Every [`UnitName`] inside a validated scenario resolves, so
+    /// `None` only comes back for a name taken from elsewhere.
+    pub fn unit(&self, name: &UnitName) -> Option<&UnitSpec> {
+        self.units.iter().find(|u| &u.name == name)
+    }
+
+    /// True when the scenario asked for a target of its own (`shared_target = false`).
+    /// `[manager]` settings do not: targets are shared among scenarios with the same settings,
+    /// each booted with them.
+    pub fn needs_pristine_target(&self) -> bool {
+        !self.shared_target
+    }
+
+    /// The units rendered for installation, with every scenario-local unit name in `[Unit]`
+    /// and `[Install]` values (`After=web.service`, `WantedBy=...`) replaced by `rename(name)`.
+    /// The runner namespaces units this way when several scenarios share a target; it must
+    /// then use the same `rename` for the names in steps.
+    pub fn units_renamed(&self, rename: impl Fn(&UnitName) -> String) -> Vec<(String, UnitFile)> {
+        let names: Vec<(&str, String)> =
+            self.units.iter().map(|u| (u.name.as_str(), rename(&u.name))).collect();
+        let rewrite = |directives: &[Directive]| -> Vec<Directive> {
+            directives
+                .iter()
+                .map(|d| {
+                    let value = d
+                        .value
+                        .split(' ')
+                        .map(|word| names.iter().find(|(n, _)| *n == word).map_or(word, |(_, r)| r.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    Directive::new(d.key.clone(), value)
+                })
+                .collect()
+        };
+        self.units
+            .iter()
+            .map(|u| {
+                let file = UnitFile {
+                    unit: rewrite(&u.file.unit),
+                    service: u.file.service.clone(),
+                    install: rewrite(&u.file.install),
+                };
+                (rename(&u.name), file)
+            })
+            .collect()
+    }
+}
+
+/// A full unit name (`web.service`) local to its scenario. A scenario may write `web` or
+/// `web.service`; both resolve to the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitName(pub(crate) String);
+
+impl UnitName {
+    /// `web.service`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `web`: the name without `.service`.
+    pub fn stem(&self) -> &str {
+        self.0.strip_suffix(".service").unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for UnitName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One `[[units]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSpec {
+    pub name: UnitName,
+    /// `exec`: the program and its arguments (argv[0] absolute).
+    pub exec: Vec<String>,
+    /// The unit file: `[Unit]`, then `[Service]` starting with `ExecStart=` (escaped with
+    /// [`crate::systemd::unit::exec_line`]), then `[Install]`; directives verbatim, in the order written.
+    pub file: UnitFile,
+    /// The `Type=` systemd will use: the last valid `Type=` line, else `simple`.
+    pub service_type: ServiceType,
+    /// The `Restart=` systemd will use: the last valid `Restart=` line, else `no`.
+    pub restart: RestartPolicy,
+    pub location: Location,
+}
+
+/// A file placed into the target before units are installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// Absolute path inside the target.
+    pub path: PathBuf,
+    pub content: String,
+    /// Permission bits (default 0o644).
+    pub mode: u32,
+}
+

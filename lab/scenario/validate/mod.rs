@@ -1,0 +1,311 @@
+//! Second parsing step: raw structs -> the checked [`Scenario`], collecting every error and
+//! warning of the file. Errors are things that make the scenario meaningless (a step naming a
+//! unit that does not exist, a relative program path, a bad duration); warnings are things
+//! systemd itself would only log and ignore (a misspelt directive), which a lab scenario may
+//! want to show happening. `units` checks `[[units]]` (directives or unit-file text), `steps`
+//! checks `[[steps]]`; the top level, `[manager]` and `[[files]]` are checked here.
+
+mod steps;
+mod units;
+
+pub use steps::{listen_address, listen_port};
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::diagnostic::{Diagnostic, Severity, SourceMap};
+use super::model::*;
+use super::raw::{DirectiveValue, RawFile, RawScenario, Scalar, Section};
+use crate::systemd::directives;
+use crate::systemd::{parse_duration, parse_timespan, Directive, ManagerSettings, Signal, Suite};
+
+/// Deadline of a wait step without `within`.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// Timeout of a probe without `timeout`.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// buggy-server's default listening port, used by `fault` steps without `port`.
+pub const DEFAULT_CONTROL_PORT: u16 = 8080;
+
+pub(super) struct Checker<'a> {
+    map: &'a SourceMap<'a>,
+    diags: Vec<Diagnostic>,
+    allow_unknown_directives: bool,
+    allow_invalid_values: bool,
+    /// Names written in `[[units]]`, valid or not: a reference to a unit that failed
+    /// validation is not reported again (the unit's own error says what to fix).
+    broken_units: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+        let d = self.map.error(span, message).with_hint(hint);
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+        let d = self.map.warning(span, message).with_hint(hint);
+        self.diags.push(d);
+    }
+
+    /// Values systemd would refuse or ignore: errors, unless the scenario opted to show them.
+    fn invalid_value(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+        let severity = if self.allow_invalid_values { Severity::Warning } else { Severity::Error };
+        let d = self.map.diagnostic(severity, span, message).with_hint(hint);
+        self.diags.push(d);
+    }
+
+    fn location(&self, span: &Range<usize>) -> Location {
+        let (line, col) = self.map.position(span.start);
+        Location { path: self.map.path().to_path_buf(), line, col }
+    }
+
+    fn duration(&mut self, value: &Spanned<String>) -> Option<Duration> {
+        match parse_duration(value.as_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    value.span(),
+                    format!("invalid duration `{}`: {e}", value.as_ref()),
+                    "write a systemd time span such as \"250ms\", \"5s\", \"1.5s\" or \"1min\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_duration(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Option<Duration> {
+        match value {
+            Some(v) => self.duration(v),
+            None => Some(default),
+        }
+    }
+
+    fn port(&mut self, value: &Spanned<i64>) -> Option<u16> {
+        match u16::try_from(*value.as_ref()) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                self.error(value.span(), format!("invalid port {}", value.as_ref()), "a TCP port is 1..=65535");
+                None
+            }
+        }
+    }
+
+    fn status(&mut self, value: &Spanned<i64>) -> Option<u16> {
+        match u16::try_from(*value.as_ref()) {
+            Ok(s) if (100..=599).contains(&s) => Some(s),
+            _ => {
+                self.error(
+                    value.span(),
+                    format!("invalid HTTP status {}", value.as_ref()),
+                    "an HTTP status is 100..=599 (buggy-server answers 200, 202, 400, 404, 405, 503)",
+                );
+                None
+            }
+        }
+    }
+
+    fn signal(&mut self, value: &Spanned<Scalar>) -> Option<Signal> {
+        let parsed = match value.as_ref() {
+            Scalar::Str(s) => Signal::parse(s),
+            Scalar::Int(n) => i32::try_from(*n)
+                .ok()
+                .and_then(Signal::from_number)
+                .ok_or_else(|| format!("signal number {n} is out of range 1..=64")),
+            _ => Err("a signal is a name (\"SIGTERM\", \"TERM\") or a number".to_string()),
+        };
+        match parsed {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let hint = match value.as_ref() {
+                    Scalar::Str(s) => Signal::suggest(s).map(|s| format!("did you mean `{s}`?")),
+                    _ => None,
+                }
+                .unwrap_or_else(|| "write a signal name such as \"SIGTERM\", \"KILL\" or \"SIGRTMIN+3\", or a number".into());
+                self.error(value.span(), format!("invalid signal: {e}"), hint);
+                None
+            }
+        }
+    }
+
+    fn word<T: std::str::FromStr + Copy + std::fmt::Display>(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+        all: &[T],
+    ) -> Option<T> {
+        if let Ok(v) = value.as_ref().parse::<T>() {
+            return Some(v);
+        }
+        let words: Vec<String> = all.iter().map(|v| v.to_string()).collect();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let hint = match directives::suggest(value.as_ref(), &refs) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("one of: {}", words.join(", ")),
+        };
+        self.error(value.span(), format!("unknown {what} `{}`", value.as_ref()), hint);
+        None
+    }
+
+    fn regex(&mut self, value: &Spanned<String>) -> Option<regex::Regex> {
+        match regex::Regex::new(value.as_ref()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                let last = last.trim_start_matches("error: ").to_string();
+                self.error(value.span(), format!("invalid regular expression: {last}"), "Rust `regex` syntax; use `contains` for a plain substring");
+                None
+            }
+        }
+    }
+}
+
+/// Check a raw scenario. Returns the scenario when there is no error, and all diagnostics
+/// (warnings included) in file order.
+pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec<Diagnostic>) {
+    let mut c = Checker {
+        map,
+        diags: Vec::new(),
+        allow_unknown_directives: raw.allow_unknown_directives.as_ref().is_some_and(|b| *b.as_ref()),
+        allow_invalid_values: raw.allow_invalid_values.as_ref().is_some_and(|b| *b.as_ref()),
+        // Valid units resolve first, so every name written may be listed here.
+        broken_units: raw.unit_names.clone(),
+    };
+
+    let name = match &raw.name {
+        None => {
+            c.error(0..0, "missing top-level key `name`", "add `name = \"my-scenario\"` at the top of the file");
+            None
+        }
+        Some(n) => {
+            let s = n.as_ref();
+            let ok = !s.is_empty()
+                && s.len() <= 64
+                && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_');
+            if !ok {
+                c.error(n.span(), format!("invalid scenario name `{s}`"), "1 to 64 characters of a-z, 0-9, `-` and `_` (it namespaces unit names)");
+            }
+            ok.then(|| s.clone())
+        }
+    };
+    let description = raw.description.as_ref().map(|d| d.as_ref().clone()).unwrap_or_default();
+
+    let suites = match &raw.suites {
+        None => Suite::ALL.to_vec(),
+        Some(list) => {
+            if list.as_ref().is_empty() {
+                c.error(list.span(), "`suites` is empty", "leave `suites` out to run on bookworm and trixie, or name at least one");
+            }
+            let mut out = Vec::new();
+            for s in list.as_ref() {
+                match s.as_ref().parse::<Suite>() {
+                    Ok(suite) if out.contains(&suite) => {
+                        c.error(s.span(), format!("suite `{suite}` is listed twice"), "name each suite once");
+                    }
+                    Ok(suite) => out.push(suite),
+                    Err(e) => c.error(s.span(), e, "bookworm (systemd 252) or trixie (systemd 257)"),
+                }
+            }
+            out
+        }
+    };
+
+    let manager = check_manager(&mut c, raw.manager.as_ref());
+    let files = check_files(&mut c, &raw.files);
+    let units = units::check_units(&mut c, &raw.units, &suites);
+    let steps = steps::check_steps(&mut c, &raw, &units, &manager);
+
+    let mut diags = c.diags;
+    diags.sort_by_key(|d| (d.line, d.col));
+    if super::diagnostic::has_errors(&diags) {
+        return (None, diags);
+    }
+    let scenario = Scenario {
+        path: map.path().to_path_buf(),
+        name: name.expect("no error means a name"),
+        description,
+        suites,
+        shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
+        snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),
+        manager,
+        files,
+        units: units.into_iter().map(|(_, u)| u).collect(),
+        steps,
+    };
+    (Some(scenario), diags)
+}
+
+pub(super) fn scalar_lines(c: &mut Checker<'_>, value: &Spanned<DirectiveValue>) -> Vec<(Range<usize>, Scalar)> {
+    match value.as_ref() {
+        DirectiveValue::One(s) => vec![(value.span(), s.clone())],
+        DirectiveValue::Many(items) => {
+            if items.is_empty() {
+                c.error(value.span(), "an empty array renders no line", "write \"\" for an empty assignment (which resets the directive)");
+            }
+            items.iter().map(|s| (s.span(), s.as_ref().clone())).collect()
+        }
+    }
+}
+
+fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> ManagerSettings {
+    let mut out = ManagerSettings::default();
+    let Some(section) = section else { return out };
+    for (key, value) in &section.as_ref().0 {
+        let k = key.as_ref();
+        if !directives::MANAGER.contains(&k.as_str()) && !c.allow_unknown_directives {
+            let hint = match directives::suggest(k, directives::MANAGER) {
+                Some(s) => format!("did you mean `{s}`? (systemd ignores unknown [Manager] keys)"),
+                None => "systemd ignores unknown [Manager] keys; set `allow_unknown_directives = true` to keep it quietly".into(),
+            };
+            c.warning(key.span(), format!("unknown [Manager] setting `{k}`"), hint);
+        }
+        for (span, scalar) in scalar_lines(c, value) {
+            let text = scalar.render();
+            if k.ends_with("Sec") && !text.is_empty() && parse_timespan(&text).is_err() {
+                c.invalid_value(span.clone(), format!("invalid time span `{text}` for {k}="), "systemd ignores it: write e.g. \"5s\" or \"250ms\"");
+            }
+            out.directives.push(Directive::new(k.clone(), text));
+        }
+    }
+    out
+}
+
+fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<ExtraFile> {
+    let mut out: Vec<ExtraFile> = Vec::new();
+    for (_, f) in files {
+        let path = PathBuf::from(f.path.as_ref());
+        if !path.is_absolute() {
+            c.error(f.path.span(), format!("file path `{}` is not absolute", f.path.as_ref()), "write the full path inside the target, e.g. \"/etc/buggy/config\"");
+            continue;
+        }
+        if out.iter().any(|o| o.path == path) {
+            c.error(f.path.span(), format!("file `{}` is given twice", path.display()), "merge the two entries");
+            continue;
+        }
+        let mode = match &f.mode {
+            None => Some(0o644),
+            Some(m) => {
+                let parsed = match m.as_ref() {
+                    Scalar::Str(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+                    Scalar::Int(i) => u32::try_from(*i).ok(),
+                    _ => None,
+                };
+                match parsed.filter(|m| *m <= 0o7777) {
+                    Some(m) => Some(m),
+                    None => {
+                        c.error(m.span(), "invalid file mode", "an octal string such as \"0755\", or a TOML octal integer 0o755");
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(mode) = mode {
+            out.push(ExtraFile { path, content: f.content.as_ref().clone(), mode });
+        }
+    }
+    out
+}
+

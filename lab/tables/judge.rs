@@ -1,0 +1,414 @@
+//! Judging the tables: each cell's observations (recorded by its scenario's `observe` steps)
+//! are classified in the table's own words, compared with the documented table and the
+//! reviewed deviations, and gathered into a [`TableReport`] per table and suite. The verdict is
+//! also added to the cell's scenario result as a check, so every report format shows it and
+//! the exit code follows it. Plain synchronous code.
+
+use std::time::Duration;
+
+use super::cells::{scenario_name, Table, COMPRESSED_START_TIMEOUT};
+use super::oracle::{self, CellKey, Cause, TypeOutcome, TABLE_TYPES};
+use crate::systemd::{format_duration, RestartPolicy};
+use crate::verdict::{CellVerdict, CheckResult, Observed, Outcome, RunReport, ScenarioResult, TableReport};
+
+/// The restart table's two values, in its own words.
+pub fn restart_word(restarts: bool) -> &'static str {
+    if restarts {
+        "restart"
+    } else {
+        "no restart"
+    }
+}
+
+/// The documented value of a cell, in the table's words.
+pub fn documented_value(key: CellKey) -> String {
+    match key {
+        CellKey::Restart(p, c) => restart_word(oracle::restart_documented(p, c)).to_string(),
+        CellKey::Type { program, configured } => oracle::type_documented(program, configured).0.name().to_string(),
+    }
+}
+
+fn mark(table: Table, value: &str) -> String {
+    match (table, value) {
+        (Table::Restart, "restart") => "X".into(),
+        (Table::Restart, "no restart") => ".".into(),
+        (Table::Restart, _) => "?".into(),
+        (Table::Type, v) => v.to_string(),
+    }
+}
+
+/// What a cell observed: the class in the table's words, the facts behind it, and when the
+/// decisive event came (since the fault or the start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified {
+    pub observed: String,
+    pub detail: String,
+    pub decided_after: Option<Duration>,
+    /// Why no class fits, when none does.
+    pub note: Option<String>,
+}
+
+fn state(r: &ScenarioResult) -> Option<&Observed> {
+    r.observations.iter().map(|o| &o.value).find(|v| matches!(v, Observed::State { .. }))
+}
+
+fn state_detail(r: &ScenarioResult) -> String {
+    match state(r) {
+        Some(Observed::State { active_state, sub_state, result, n_restarts, .. }) => {
+            format!("ActiveState={active_state} SubState={sub_state} Result={result} NRestarts={n_restarts}")
+        }
+        _ => "no state observed".into(),
+    }
+}
+
+/// A restart cell: did a restart follow the end of the run?
+pub fn classify_restart(r: &ScenarioResult) -> Classified {
+    let restart = r.observations.iter().map(|o| &o.value).find(|v| matches!(v, Observed::Restart { .. }));
+    let Some(Observed::Restart { result, ended_after, restarted, restart_after, note, .. }) = restart else {
+        return Classified { observed: "unobserved".into(), detail: state_detail(r), decided_after: None, note: Some("no restart observation".into()) };
+    };
+    let detail = format!("the run ended with Result={}; {}", result.as_deref().unwrap_or("?"), state_detail(r));
+    match restarted {
+        Some(restarted) => Classified {
+            observed: restart_word(*restarted).into(),
+            detail,
+            decided_after: match (ended_after, restart_after) {
+                (Some(end), Some(after)) => Some(*end + *after),
+                (end, _) => *end,
+            },
+            note: None,
+        },
+        None => Classified { observed: "unobserved".into(), detail, decided_after: None, note: note.clone() },
+    }
+}
+
+/// A type cell's class from its state after the settle window and whether anything of the
+/// program still answers on its port.
+pub fn classify_type_state(active: &str, sub: &str, result: &str, answered: bool) -> Result<TypeOutcome, String> {
+    match (active, result) {
+        ("active", _) if sub == "running" => Ok(TypeOutcome::Works),
+        ("activating", _) => Ok(TypeOutcome::ActivatingForever),
+        ("failed", "timeout") => Ok(TypeOutcome::StartTimeout),
+        ("failed", "protocol") => Ok(TypeOutcome::Protocol),
+        ("failed", _) => Ok(TypeOutcome::Failed),
+        ("inactive", "success") if !answered => Ok(TypeOutcome::DeadSuccess),
+        _ => Err(format!(
+            "ActiveState={active} SubState={sub} Result={result}{}: no outcome class fits",
+            if answered { ", and the program still answers on its port" } else { "" }
+        )),
+    }
+}
+
+/// A type cell.
+pub fn classify_type(r: &ScenarioResult) -> Classified {
+    let answer = r.observations.iter().find_map(|o| match &o.value {
+        Observed::Http { answer, .. } => Some(answer.clone()),
+        _ => None,
+    });
+    let detail = format!("{}; GET / {}", state_detail(r), answer.as_deref().unwrap_or("not tried"));
+    let decided_after = r
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| !matches!(e.kind, crate::observe::EventKind::Output | crate::observe::EventKind::Lab { .. }))
+        .map(|e| e.at);
+    let Some(Observed::State { active_state, sub_state, result, .. }) = state(r) else {
+        return Classified { observed: "unobserved".into(), detail, decided_after, note: Some("no state observed".into()) };
+    };
+    // Anything but "refused" means a process of the program may still be there.
+    let answered = answer.as_deref() != Some("refused");
+    match classify_type_state(active_state, sub_state, result, answered) {
+        Ok(o) => Classified { observed: o.name().into(), detail, decided_after, note: None },
+        Err(why) => Classified { observed: "unclassified".into(), detail, decided_after, note: Some(why) },
+    }
+}
+
+/// Judge one cell of `table` on a systemd `major` version.
+pub fn judge_cell(key: CellKey, r: &ScenarioResult, major: u32) -> CellVerdict {
+    let table = match key {
+        CellKey::Restart(..) => Table::Restart,
+        CellKey::Type { .. } => Table::Type,
+    };
+    let c = match key {
+        CellKey::Restart(..) => classify_restart(r),
+        CellKey::Type { .. } => classify_type(r),
+    };
+    let documented = documented_value(key);
+    let agrees = documented == c.observed;
+    let deviation = oracle::deviation(key, major);
+    let as_expected = match deviation {
+        Some(d) => c.observed == d.observed,
+        None => agrees,
+    };
+    let note = c.note.clone().map(|n| format!(" {n}")).unwrap_or_default();
+    let explanation = (!agrees).then(|| match deviation {
+        Some(d) if d.observed == c.observed => d.explanation.to_string(),
+        Some(d) => format!(
+            "UNREVIEWED: observed {}, but the reviewed deviation for systemd {}..{} says {}.{note}",
+            c.observed, d.systemd.0, d.systemd.1, d.observed
+        ),
+        None => format!("UNREVIEWED: no reviewed deviation covers this cell on systemd {major}.{note}"),
+    });
+    let (row, column) = labels(key);
+    CellVerdict {
+        row,
+        column,
+        scenario: scenario_name(key),
+        documented_mark: mark(table, &documented),
+        observed_mark: mark(table, &c.observed),
+        documented,
+        observed: c.observed,
+        agrees,
+        as_expected,
+        explanation,
+        detail: c.detail,
+        decided_after: c.decided_after,
+    }
+}
+
+/// Row and column labels of a cell.
+fn labels(key: CellKey) -> (String, String) {
+    match key {
+        CellKey::Restart(policy, cause) => (cause.name().to_string(), policy.to_string()),
+        CellKey::Type { program, configured } => (program.to_string(), configured.to_string()),
+    }
+}
+
+fn systemd_major(line: &str) -> u32 {
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The window derivation the cells of a table reported, for the table's method lines.
+fn derivation(results: &[&ScenarioResult]) -> Option<String> {
+    results.iter().flat_map(|r| r.observations.iter()).find_map(|o| match &o.value {
+        Observed::Restart { window_derivation, .. } => Some(window_derivation.clone()),
+        _ => None,
+    })
+}
+
+fn method(table: Table, results: &[&ScenarioResult]) -> Vec<String> {
+    let compressed = format!(
+        "systemd's 90 s start timeout is compressed to {} in the manager (DefaultTimeoutStartSec=), so every Type= keeps its own rule",
+        format_duration(COMPRESSED_START_TIMEOUT)
+    );
+    match table {
+        Table::Restart => vec![
+            compressed,
+            "each cell is a notify buggy-server with systemd's default RestartSec; the fault goes through its control endpoint once the unit is active (the timeout row: the server never reports ready)".into(),
+            format!(
+                "\"no restart\" means nothing was scheduled or started within {} of the run's end",
+                derivation(results).unwrap_or_else(|| "the derived window".into())
+            ),
+            "StartLimitIntervalSec=0 so the start rate limit cannot hide a restart; LimitCORE=0 (the Result stays watchdog either way)".into(),
+        ],
+        Table::Type => vec![
+            compressed,
+            format!(
+                "each cell settles for DefaultTimeoutStartSec + 1s after its start request: after that no start timeout can fire, so \"activating\" is \"forever\""
+            ),
+            "dead-success also needs nothing left answering on the program's port".into(),
+        ],
+    }
+}
+
+/// Judge every cell of `cells` found in `report` and add one table report per (table, suite),
+/// in table order then suite order; each cell's result gains a check with its verdict.
+pub fn judge(report: &mut RunReport, cells: &[(CellKey, String)]) {
+    let mut tables: Vec<TableReport> = Vec::new();
+    for r in report.results.iter_mut() {
+        let Some((key, _)) = cells.iter().find(|(_, name)| *name == r.name) else { continue };
+        let table = match key {
+            CellKey::Restart(..) => Table::Restart,
+            CellKey::Type { .. } => Table::Type,
+        };
+        if r.outcome == Outcome::Error {
+            // The lab could not measure it: the error says why; no verdict is invented.
+            continue;
+        }
+        let verdict = judge_cell(*key, r, systemd_major(&r.systemd));
+        let step = r.observations.last().map_or(0, |o| o.step);
+        let location = r.observations.last().map(|o| o.location.clone());
+        if let Some(location) = location {
+            let expected = match (&verdict.agrees, oracle::deviation(*key, systemd_major(&r.systemd))) {
+                (false, Some(d)) => format!("{} (the reviewed deviation; documented: {})", d.observed, verdict.documented),
+                _ => format!("{} (documented)", verdict.documented),
+            };
+            r.checks.push(CheckResult {
+                step,
+                location,
+                kind: format!("table {}", table.name()),
+                expected,
+                observed: format!("{} ({})", verdict.observed, verdict.detail),
+                passed: verdict.as_expected,
+                at: r.observations.last().map_or(Duration::ZERO, |o| o.at),
+                journal_context: Vec::new(),
+            });
+            if !verdict.as_expected && r.outcome == Outcome::Pass {
+                r.outcome = Outcome::Fail;
+            }
+        }
+        let entry = tables.iter_mut().find(|t| t.table == table.name() && t.suite == r.suite);
+        match entry {
+            Some(t) => t.cells.push(verdict),
+            None => tables.push(new_table(table, r, verdict)),
+        }
+    }
+    for t in tables.iter_mut() {
+        let table = if t.table == "restart" { Table::Restart } else { Table::Type };
+        let results: Vec<&ScenarioResult> =
+            report.results.iter().filter(|r| r.suite == t.suite && t.cells.iter().any(|c| c.scenario == r.name)).collect();
+        t.method = method(table, &results);
+    }
+    tables.sort_by_key(|t| (t.table != "restart", t.suite.clone()));
+    report.tables = tables;
+    report.recompute_outcome();
+}
+
+fn new_table(table: Table, r: &ScenarioResult, first: CellVerdict) -> TableReport {
+    let (title, row_heading, column_heading, rows, columns): (&str, &str, &str, Vec<String>, Vec<String>) = match table {
+        Table::Restart => (
+            "Restart= table (systemd.service(5))",
+            "exit cause",
+            "Restart=",
+            Cause::ALL.iter().map(|c| c.name().to_string()).collect(),
+            RestartPolicy::ALL.iter().map(|p| p.to_string()).collect(),
+        ),
+        Table::Type => (
+            "Wrong Type= table (seed 003)",
+            "program behaves as",
+            "Type=",
+            TABLE_TYPES.iter().map(|t| t.to_string()).collect(),
+            TABLE_TYPES.iter().map(|t| t.to_string()).collect(),
+        ),
+    };
+    TableReport {
+        table: table.name().to_string(),
+        title: title.to_string(),
+        suite: r.suite.clone(),
+        systemd: r.systemd.clone(),
+        row_heading: row_heading.to_string(),
+        column_heading: column_heading.to_string(),
+        rows,
+        columns,
+        method: Vec::new(),
+        cells: vec![first],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systemd::ServiceType;
+    use crate::verdict::{Observation, StepLocation};
+    use std::path::Path;
+
+    fn result(name: &str, observations: Vec<Observed>) -> ScenarioResult {
+        let mut r = ScenarioResult::new(name, "", Path::new("tables/x.toml"), "bookworm", "systemd 252 (252.39-1~deb12u2)");
+        r.observations = observations
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Observation {
+                step: i + 3,
+                location: StepLocation { path: "tables/x.toml".into(), line: 10 + i, col: 1 },
+                unit: Some("x.cell.service".into()),
+                at: Duration::from_secs(1),
+                value,
+            })
+            .collect();
+        r
+    }
+
+    fn restart(result: Option<&str>, restarted: Option<bool>) -> Observed {
+        Observed::Restart {
+            result: result.map(str::to_string),
+            ended_after: result.map(|_| Duration::from_millis(10)),
+            restarted,
+            restart_after: restarted.filter(|r| *r).map(|_| Duration::from_millis(100)),
+            window: Duration::from_millis(1200),
+            window_derivation: "2 × default RestartSec=100ms + 1s = 1.2s, counted from the failure".into(),
+            note: None,
+        }
+    }
+
+    fn st(active: &str, sub: &str, result: &str) -> Observed {
+        Observed::State {
+            active_state: active.into(),
+            sub_state: sub.into(),
+            result: result.into(),
+            n_restarts: "0".into(),
+            exec_main_code: "0".into(),
+            exec_main_status: "0".into(),
+        }
+    }
+
+    #[test]
+    fn a_restart_cell_agrees_when_the_observed_restart_matches_the_table() {
+        let key = CellKey::Restart(RestartPolicy::OnAbort, Cause::UncleanSignal);
+        let r = result("restart-on-abort-unclean-signal", vec![restart(Some("signal"), Some(true)), st("active", "running", "success")]);
+        let v = judge_cell(key, &r, 252);
+        assert_eq!((v.documented.as_str(), v.observed.as_str(), v.agrees, v.as_expected), ("restart", "restart", true, true));
+        assert_eq!((v.documented_mark.as_str(), v.observed_mark.as_str()), ("X", "X"));
+        assert_eq!(v.decided_after, Some(Duration::from_millis(110)));
+        assert!(v.explanation.is_none());
+    }
+
+    #[test]
+    fn an_unreviewed_disagreement_is_not_as_expected_and_says_so() {
+        let key = CellKey::Restart(RestartPolicy::OnAbort, Cause::Watchdog);
+        let r = result("restart-on-abort-watchdog", vec![restart(Some("watchdog"), Some(true))]);
+        let v = judge_cell(key, &r, 252);
+        assert!(!v.agrees && !v.as_expected);
+        assert!(v.explanation.unwrap().starts_with("UNREVIEWED"));
+    }
+
+    #[test]
+    fn no_end_of_the_run_is_unobserved_not_a_guess() {
+        let key = CellKey::Restart(RestartPolicy::No, Cause::Timeout);
+        let v = judge_cell(key, &result("restart-no-timeout", vec![restart(None, None)]), 257);
+        assert_eq!(v.observed, "unobserved");
+        assert!(!v.as_expected);
+    }
+
+    #[test]
+    fn a_reviewed_deviation_is_as_expected_and_explained() {
+        let key = CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Simple };
+        let r = result("type-oneshot-as-simple", vec![st("inactive", "dead", "success"), Observed::Http { port: 8208, path: "/".into(), answer: "refused".into() }]);
+        let v = judge_cell(key, &r, 257);
+        assert_eq!((v.documented.as_str(), v.observed.as_str()), ("failed", "dead-success"));
+        assert!(!v.agrees && v.as_expected);
+        assert!(v.explanation.unwrap().contains("deactivated successfully"));
+    }
+
+    #[test]
+    fn type_classes_follow_the_outcome_definitions() {
+        assert_eq!(classify_type_state("active", "running", "success", true), Ok(TypeOutcome::Works));
+        assert_eq!(classify_type_state("activating", "start", "success", true), Ok(TypeOutcome::ActivatingForever));
+        assert_eq!(classify_type_state("failed", "failed", "timeout", false), Ok(TypeOutcome::StartTimeout));
+        assert_eq!(classify_type_state("failed", "failed", "protocol", false), Ok(TypeOutcome::Protocol));
+        assert_eq!(classify_type_state("failed", "failed", "exit-code", false), Ok(TypeOutcome::Failed));
+        assert_eq!(classify_type_state("inactive", "dead", "success", false), Ok(TypeOutcome::DeadSuccess));
+        assert!(classify_type_state("inactive", "dead", "success", true).is_err(), "a daemon left behind is not dead-success");
+    }
+
+    #[test]
+    fn judging_a_report_builds_tables_and_adds_a_check_per_cell() {
+        let a = result("restart-no-clean-exit", vec![restart(Some("success"), Some(false))]);
+        let b = result("restart-always-clean-exit", vec![restart(Some("success"), Some(false))]);
+        let mut report = RunReport::new(vec![a, b], Duration::from_secs(5));
+        let cells = vec![
+            (CellKey::Restart(RestartPolicy::No, Cause::CleanExit), "restart-no-clean-exit".to_string()),
+            (CellKey::Restart(RestartPolicy::Always, Cause::CleanExit), "restart-always-clean-exit".to_string()),
+        ];
+        judge(&mut report, &cells);
+        assert_eq!(report.tables.len(), 1);
+        let t = &report.tables[0];
+        assert_eq!(t.cells.len(), 2);
+        assert!(t.cell("clean-exit", "no").unwrap().as_expected);
+        assert!(!t.cell("clean-exit", "always").unwrap().as_expected, "always must restart after a clean exit");
+        assert!(t.method.iter().any(|m| m.contains("1.2s, counted from the failure")), "{:?}", t.method);
+        assert_eq!(report.results[1].outcome, Outcome::Fail);
+        assert_eq!(report.outcome, Outcome::Fail);
+        assert_eq!(report.results[0].checks.len(), 1);
+        assert_eq!(report.results[0].checks[0].kind, "table restart");
+    }
+}
