@@ -204,30 +204,6 @@ impl Timeline {
             invocation: None,
         });
     }
-
-    /// The failure Result systemd logged last ("success" if it only deactivated cleanly).
-    pub fn last_result(&self) -> Option<String> {
-        self.events.iter().rev().find_map(|e| match &e.kind {
-            EventKind::Failed { result } => Some(result.clone()),
-            EventKind::Deactivated => Some("success".to_string()),
-            _ => None,
-        })
-    }
-
-    pub fn restarts(&self) -> u32 {
-        self.events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::RestartScheduled { n } => Some(n),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    pub fn first_at(&self, pred: impl Fn(&EventKind) -> bool) -> Option<Duration> {
-        self.events.iter().find(|e| pred(&e.kind)).map(|e| e.at)
-    }
 }
 
 #[cfg(test)]
@@ -265,13 +241,12 @@ mod tests {
     }
 
     #[test]
-    fn timeline_reports_result_and_restarts() {
+    fn timeline_times_are_relative_to_its_origin() {
         let mut t = Timeline::new(1_000_000);
         let mut e = entry(&[("_PID", "1"), ("MESSAGE_ID", message_id::UNIT_FAILURE_RESULT), ("UNIT_RESULT", "exit-code"), ("MESSAGE", "Failed with result 'exit-code'.")]);
         e.insert("__MONOTONIC_TIMESTAMP".into(), "1500000".into());
         t.push_entry("a.service", &e);
         assert_eq!(t.events[0].at, Duration::from_millis(500));
-        assert_eq!(t.last_result().as_deref(), Some("exit-code"));
-        assert_eq!(t.restarts(), 0);
+        assert_eq!(t.events[0].kind, EventKind::Failed { result: "exit-code".into() });
     }
 }

@@ -48,17 +48,6 @@ impl Format {
             Format::Html => "html",
         }
     }
-
-    /// The usual file extension for a report written to a file.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Human => "txt",
-            Format::Json => "json",
-            Format::Junit => "xml",
-            Format::Markdown => "md",
-            Format::Html => "html",
-        }
-    }
 }
 
 impl fmt::Display for Format {

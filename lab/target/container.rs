@@ -439,18 +439,6 @@ impl Target {
         Ok(())
     }
 
-    /// Apply `[Manager]` settings (system.conf) and re-execute systemd so they take effect,
-    /// then wait until it runs again. This is how time is compressed without touching units:
-    /// e.g. `DefaultTimeoutStartSec=3s` keeps every Type='s own rule (oneshot: none unless
-    /// the unit sets one; simple: none for the main process).
-    pub async fn configure_manager(&self, settings: &ManagerSettings) -> Result<(), TargetError> {
-        self.write_file(MANAGER_DROP_IN, settings.render().as_bytes(), 0o644).await?;
-        // daemon-reexec returns once the new manager answers on its socket.
-        self.exec_ok(&["systemctl", "daemon-reexec"]).await?;
-        let deadline = Instant::now() + DEFAULT_BOOT_DEADLINE;
-        self.wait_running(deadline).await
-    }
-
     /// Read unit properties with `systemctl show` (values as systemd prints them).
     pub async fn unit_properties(&self, unit: &str, properties: &[&str]) -> Result<BTreeMap<String, String>, TargetError> {
         let joined = properties.join(",");

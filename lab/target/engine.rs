@@ -1,8 +1,8 @@
 //! The connection to a Docker Engine: connecting with a deadline, version negotiation, and the
 //! facts about the engine the rest of the lab needs (API version, cgroup version).
 //!
-//! This is one of the two async modules (with `target`/`image`): everything that talks to the
-//! engine goes through [`Engine`], so every engine error names the operation that failed.
+//! Part of the async target layer: everything that talks to the engine goes through
+//! [`Engine`], so every engine error names the operation that failed.
 
 use std::time::Duration;
 

@@ -60,13 +60,7 @@ impl Run<'_> {
                 self.check(step, Some(&name), verdict);
             }
             Expectation::Http { port, path, expect, timeout } => {
-                let route = self.route(*port);
-                let got = self
-                    .session
-                    .http()
-                    .get(self.session.target(), route, *port, path, *timeout)
-                    .await
-                    .map_err(ExecError::target_owned(format!("GET :{port}{path}")))?;
+                let got = self.get(*port, path, *timeout).await?;
                 let unit = self.names.values().next().cloned();
                 self.check(step, unit.as_deref(), judge::probe(*port, path, *expect, *timeout, &got));
             }
@@ -174,12 +168,7 @@ impl Run<'_> {
     async fn healthy(&mut self, name: &str, port: u16, path: &str, fault: Instant, deadline: Instant) -> Result<Result<Duration, Answer>, ExecError> {
         let route = self.route(port);
         loop {
-            let answer = self
-                .session
-                .http()
-                .get(self.session.target(), route, port, path, Duration::from_secs(1))
-                .await
-                .map_err(ExecError::target_owned(format!("GET :{port}{path}")))?;
+            let answer = self.get(port, path, Duration::from_secs(1)).await?;
             if answer == Answer::Status(200) {
                 let t = fault.elapsed();
                 self.timing("time to healthy", name, t);

@@ -214,6 +214,12 @@ impl<'a> Run<'a> {
         Route::for_listen(listen, self.session.address())
     }
 
+    /// `GET :port path` on the route of that port, within `timeout`.
+    async fn get(&self, port: u16, path: &str, timeout: Duration) -> Result<crate::observe::Answer, ExecError> {
+        let route = self.route(port);
+        self.session.http().get(self.session.target(), route, port, path, timeout).await.map_err(ExecError::target_owned(format!("GET :{port}{path}")))
+    }
+
     fn location(&self, step: usize) -> StepLocation {
         let s = &self.scenario.steps[step];
         StepLocation { path: s.location.path.clone(), line: s.location.line, col: s.location.col }

@@ -30,13 +30,7 @@ impl Run<'_> {
                 self.observe(step, Some(&name), value);
             }
             Observe::Http { port, path, timeout } => {
-                let route = self.route(*port);
-                let answer = self
-                    .session
-                    .http()
-                    .get(self.session.target(), route, *port, path, *timeout)
-                    .await
-                    .map_err(ExecError::target_owned(format!("GET :{port}{path}")))?;
+                let answer = self.get(*port, path, *timeout).await?;
                 let unit = self.names.values().next().cloned();
                 self.observe(step, unit.as_deref(), Observed::Http { port: *port, path: path.clone(), answer: answer.to_string() });
             }

@@ -102,12 +102,7 @@ impl Run<'_> {
                 let mut last;
                 loop {
                     let attempt = Duration::from_secs(2).min(wait.within());
-                    last = self
-                        .session
-                        .http()
-                        .get(self.session.target(), route, *port, path, attempt)
-                        .await
-                        .map_err(ExecError::target_owned(format!("GET :{port}{path}")))?;
+                    last = self.get(*port, path, attempt).await?;
                     if last == Answer::Status(*status) {
                         return Ok(Flow::Next);
                     }
