@@ -34,8 +34,8 @@ pub(crate) fn compact(events: &[Event], from: Duration) -> String {
     for e in events.iter().filter(|e| e.at >= from) {
         let at = secs(e.at.saturating_sub(from));
         let text = match &e.kind {
-            EventKind::Lab { action } if action.starts_with("fault: ") => format!("{at} {action}"),
-            EventKind::MainExited { code, status } => format!("{at} main process {code} ({status})"),
+            EventKind::Lab { action } if action.starts_with("fault: ") => format!("{at} {}", action.trim_start_matches("fault: ")),
+            EventKind::MainExited { code, status } => format!("{at} main process {code} ({})", status_word(code, status)),
             EventKind::Failed { result } => format!("{at} failed: Result={result}"),
             EventKind::Deactivated => format!("{at} deactivated successfully"),
             EventKind::WatchdogTimeout => format!("{at} watchdog timeout"),
@@ -50,12 +50,22 @@ pub(crate) fn compact(events: &[Event], from: Duration) -> String {
     parts.join(" -> ")
 }
 
-/// When the lab injected the cell's fault (its note on the timeline), or the start.
+/// "9" of a killed main process reads as "9/KILL"; an exit status stays a number.
+fn status_word(code: &str, status: &str) -> String {
+    let signal = status.parse().ok().and_then(crate::systemd::Signal::from_number);
+    match (code, signal) {
+        ("killed" | "dumped", Some(sig)) => format!("{status}/{}", sig.name()),
+        _ => status.to_string(),
+    }
+}
+
+/// When the lab injected the cell's fault (its note on the timeline), or else asked for the
+/// start: what a cell's story is told from.
 fn fault_time(r: &ScenarioResult) -> Duration {
-    r.timeline
-        .iter()
-        .find(|e| matches!(&e.kind, EventKind::Lab { action } if action.starts_with("fault")))
-        .map_or(Duration::ZERO, |e| e.at)
+    let lab = |prefix: &str| {
+        r.timeline.iter().find(|e| matches!(&e.kind, EventKind::Lab { action } if action.starts_with(prefix))).map(|e| e.at)
+    };
+    lab("fault").or_else(|| lab("systemctl start")).unwrap_or(Duration::ZERO)
 }
 
 fn verdict_mark(c: &CellVerdict) -> String {
@@ -86,7 +96,7 @@ fn restart(report: &RunReport, t: &TableReport) -> String {
         for cause in Cause::ALL {
             let Some(c) = t.cell(cause.name(), policy.as_str()) else { continue };
             let decision = if c.observed == "restart" { "RESTARTED" } else { "stayed down" };
-            let _ = writeln!(out, "  {:<44} {:<12} {}", format!("{}:", cause_story(cause.name())), decision, verdict_mark(c));
+            let _ = writeln!(out, "  {:<48} {:<12} {}", format!("{}:", cause_story(cause.name())), decision, verdict_mark(c));
             if let Some(r) = result_of(report, t, c) {
                 let _ = writeln!(out, "      {}", compact(&r.timeline, fault_time(r)));
             }
@@ -106,9 +116,9 @@ fn types(report: &RunReport, t: &TableReport) -> String {
         let _ = writeln!(out, "A program that {}:", program_behaviour(program));
         for configured in TABLE_TYPES {
             let Some(c) = t.cell(program.as_str(), configured.as_str()) else { continue };
-            let _ = writeln!(out, "  Type={:<8} -> {:<19} ({})  {}", configured, c.observed, c.detail, verdict_mark(c));
+            let _ = writeln!(out, "  {:<13} -> {:<19} {}  ({})", format!("Type={configured}"), c.observed, verdict_mark(c), c.detail);
             if let Some(r) = result_of(report, t, c) {
-                let line = compact(&r.timeline, Duration::ZERO);
+                let line = compact(&r.timeline, fault_time(r));
                 if !line.is_empty() {
                     let _ = writeln!(out, "      {line}");
                 }
