@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use unitlab::report::Format;
-use unitlab::run::DEFAULT_JOBS;
+use unitlab::run::Partition;
 use unitlab::tables::Table;
 use unitlab::Suite;
 
@@ -79,9 +79,14 @@ pub enum Command {
         /// that are given here.
         #[arg(long, value_enum)]
         suite: Vec<SuiteArg>,
-        /// At most this many scenarios at the same time.
-        #[arg(long, default_value_t = DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: u16,
+        /// At most this many scenarios at the same time (default: as many as the work allows;
+        /// scenarios mostly wait on systemd's timers).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
+        /// Run only share K of N of the (scenario, suite) jobs, e.g. `--partition 2/3` on the
+        /// second of three CI machines; every machine computes the same split.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<Partition>,
         /// Keep the targets afterwards for inspection (and print how to enter them).
         #[arg(long)]
         keep: bool,

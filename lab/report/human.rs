@@ -89,7 +89,7 @@ pub fn render_human(report: &RunReport, color: bool) -> String {
         if report.results.is_empty() { "" } else { "\n" },
         style.outcome(report.outcome, 5),
         tally.sentence(),
-        style.dim(&format!("({})", text::duration(report.duration))),
+        style.dim(&format!("({})", text::wall(report))),
     );
     out
 }

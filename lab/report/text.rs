@@ -43,6 +43,20 @@ pub(crate) fn systemd_short(line: &str) -> String {
     }
 }
 
+/// The run's wall time beside its longest scenario: scenarios run concurrently, so a run
+/// should take little more than its longest one. "13.6s wall, longest scenario 5.8s".
+pub(crate) fn wall(report: &RunReport) -> String {
+    match report.results.iter().map(|r| r.duration).max() {
+        Some(longest) if !longest.is_zero() => format!(
+            "{} wall, longest scenario {} ({:.1}x)",
+            duration(report.duration),
+            duration(longest),
+            report.duration.as_secs_f64() / longest.as_secs_f64()
+        ),
+        _ => duration(report.duration),
+    }
+}
+
 /// "2/3": passed checks over all checks.
 pub(crate) fn checks(r: &ScenarioResult) -> String {
     let passed = r.checks.iter().filter(|c| c.passed).count();

@@ -1,8 +1,10 @@
-//! The whole run: images per suite, one job per (scenario, suite), at most `jobs` at once,
+//! The whole run: images per suite, one job per (scenario, suite), all at once unless `jobs`
+//! bounds them,
 //! shared targets through a [`Pool`] per (suite, `[manager]` settings) and a pristine target
 //! for each scenario that asks for one; results in load order whatever order they finished in.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -18,24 +20,46 @@ use crate::target::image::{ensure_image, ImageError, ImageRef};
 use crate::target::{Engine, Target, TargetOptions};
 use crate::verdict::{Outcome, RunEvent, RunReport, ScenarioResult};
 
-/// Scenarios run at once by default: they mostly wait on systemd's timers, not on the CPU.
-pub const DEFAULT_JOBS: usize = 4;
+/// Shared targets a pool boots at most when `jobs` is not given: scenarios that collide on a
+/// port or file beyond that take turns. Each target is a few tens of MB and no CPU at rest.
+pub const MAX_SHARED_TARGETS: usize = 8;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// At most this many scenarios run at the same time (and a pool never has more shared
-    /// targets than this).
-    pub jobs: usize,
+    /// At most this many scenarios at the same time (and a pool never has more shared targets
+    /// than this). `None`: as many as the work allows. Scenarios mostly wait on systemd's
+    /// timers, which costs no CPU, so they all run at once; what does need the CPU (booting a
+    /// target) is bounded by the machine's cores instead.
+    pub jobs: Option<usize>,
     /// Keep every target afterwards for inspection.
     pub keep: bool,
     /// Only these suites (empty: each scenario's own `suites`). A scenario runs on the suites
     /// it lists that are also given here.
     pub suites: Vec<Suite>,
+    /// Run only one share of the (scenario, suite) jobs, for a CI matrix of machines.
+    pub partition: Option<Partition>,
 }
 
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { jobs: DEFAULT_JOBS, keep: false, suites: Vec::new() }
+/// Share `index` of `count` (1-based), like nextest's count partitions: job *i* (0-based, in
+/// load order) belongs to share `i % count + 1`. Every machine of a CI matrix computes the same
+/// split from the same files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+    /// `k/n` with 1 <= k <= n.
+    fn from_str(s: &str) -> Result<Partition, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not k/n (e.g. 1/3)"))?;
+        let k: usize = k.trim().parse().map_err(|_| format!("`{k}` is not a number"))?;
+        let n: usize = n.trim().parse().map_err(|_| format!("`{n}` is not a number"))?;
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("share {k} of {n} does not exist: k must be 1..={n}"));
+        }
+        Ok(Partition { index: k, count: n })
     }
 }
 
@@ -49,11 +73,15 @@ pub enum RunError {
     },
 }
 
-/// The (scenario, suite) pairs to run, in load order.
+/// The (scenario, suite) pairs to run, in load order (this machine's share of them, with a
+/// partition).
 pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenario, Suite)> {
     scenarios
         .iter()
         .flat_map(|s| s.suites.iter().filter(|suite| opts.suites.is_empty() || opts.suites.contains(suite)).map(move |suite| (s, *suite)))
+        .enumerate()
+        .filter(|(i, _)| opts.partition.is_none_or(|p| i % p.count + 1 == p.index))
+        .map(|(_, job)| job)
         .collect()
 }
 
@@ -84,24 +112,28 @@ pub async fn run(
             images.insert(suite, image);
         }
     }
+    // Booting is the CPU-bound part: at most one boot per core at a time.
+    let boots = Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+    let max_targets = opts.jobs.unwrap_or(MAX_SHARED_TARGETS);
     let mut pools: BTreeMap<PoolKey, Pool> = BTreeMap::new();
     for (scenario, suite) in jobs.iter().filter(|(s, _)| !s.needs_pristine_target()) {
         let pool = pools.entry(pool_key(scenario, *suite)).or_insert_with(|| {
-            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, opts.jobs)
+            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, max_targets, boots.clone())
         });
         pool.expect(1);
     }
-    let permits = Semaphore::new(opts.jobs.max(1));
+    let permits = Semaphore::new(opts.jobs.unwrap_or(jobs.len()).max(1));
     let kept = std::sync::Mutex::new(Vec::<String>::new());
     let futures = jobs.iter().map(|(scenario, suite)| {
-        let (pools, images, permits, kept) = (&pools, &images, &permits, &kept);
+        let (pools, images, permits, kept, boots) = (&pools, &images, &permits, &kept, &boots);
         async move {
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
             on_event(RunEvent::ScenarioStarted { name: scenario.name.clone(), suite: suite.name().to_string() });
             let diagnostics: Vec<Diagnostic> =
                 diagnostics.iter().filter(|d| d.path == scenario.path && !d.is_error()).cloned().collect();
             let result = if scenario.needs_pristine_target() {
-                run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await
+                let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                run_pristine(engine, &images[suite], scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await
             } else {
                 let pool = &pools[&pool_key(scenario, *suite)];
                 match pool.acquire(&claims(scenario)).await {
@@ -150,12 +182,15 @@ async fn run_pristine(
     scenario: &Scenario,
     suite: Suite,
     keep: bool,
+    booting: tokio::sync::OwnedSemaphorePermit,
     diagnostics: Vec<Diagnostic>,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
     kept: &std::sync::Mutex<Vec<String>>,
 ) -> ScenarioResult {
     let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), ..Default::default() };
-    let session = match Target::boot(engine, image, opts).await {
+    let booted = Target::boot(engine, image, opts).await;
+    drop(booting);
+    let session = match booted {
         Ok(target) => match Session::open(target).await {
             Ok(session) => session,
             Err(e) => return error_result(scenario, suite, format!("follow the journal of a {suite} target for {}: {e}", scenario.name)),

@@ -38,8 +38,7 @@ pub async fn measure(
 ) -> Result<RunReport, MeasureError> {
     let cells = cells::cells(tables, suites)?;
     let scenarios: Vec<_> = cells.iter().map(|c| c.scenario.clone()).collect();
-    // Every cell waits on systemd's timers, none needs the CPU: all of them at once.
-    let opts = RunOptions { jobs: (scenarios.len() * suites.len()).max(1), keep, suites: suites.to_vec() };
+    let opts = RunOptions { keep, suites: suites.to_vec(), ..RunOptions::default() };
     let mut report = run::run(engine, &scenarios, &[], &opts, progress, on_event).await?;
     let names: Vec<_> = cells.iter().map(|c| (c.key, c.scenario.name.clone())).collect();
     judge::judge(&mut report, &names);
