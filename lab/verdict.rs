@@ -35,7 +35,8 @@ pub struct StepLocation {
 
 impl std::fmt::Display for StepLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.path.display(), self.line, self.col)
+        let path = self.path.display().to_string();
+        write!(f, "{}:{}:{}", crate::scenario::printable(&path), self.line, self.col)
     }
 }
 

@@ -77,14 +77,26 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
-    /// `path:line:col` (or just the path when there is no position).
+    /// `path:line:col` (or just the path when there is no position), printable: a file name
+    /// can hold terminal escapes, which must not reach the terminal.
     pub fn location(&self) -> String {
+        let path = printable(&self.path.display().to_string()).into_owned();
         if self.line == 0 {
-            self.path.display().to_string()
+            path
         } else {
-            format!("{}:{}:{}", self.path.display(), self.line, self.col)
+            format!("{path}:{}:{}", self.line, self.col)
         }
     }
+}
+
+/// Text made safe for a terminal: control characters other than a tab (ANSI escapes, a
+/// carriage return, NUL) are shown as `\u{1b}` escapes instead of acting on the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let escaped = text.chars().map(|c| if c.is_control() && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() }).collect();
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// True when any diagnostic is an error.
@@ -104,11 +116,12 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
 /// ```
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}: {}", self.severity, self.message)?;
+        writeln!(f, "{}: {}", self.severity, printable(&self.message))?;
         let width = if self.line == 0 { 1 } else { self.line.to_string().len() };
         let pad = " ".repeat(width);
         writeln!(f, "{pad}--> {}", self.location())?;
         if let (true, Some(text)) = (self.line > 0, &self.source_line) {
+            let text = printable(text);
             writeln!(f, "{pad} |")?;
             writeln!(f, "{} | {}", self.line, text)?;
             // Tabs are kept under the caret's lead so that the caret lines up in a terminal.
@@ -120,7 +133,7 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{pad} | {lead}{}", "^".repeat(self.len.max(1)))?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(f, "{pad} = hint: {hint}")?;
+            writeln!(f, "{pad} = hint: {}", printable(hint))?;
         }
         Ok(())
     }
@@ -224,6 +237,15 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_escapes_in_names_and_text_are_shown_not_obeyed() {
+        let d = Diagnostic::whole_file(Severity::Error, Path::new("\u{1b}[31mred.toml"), "bad \u{1b}[2J thing");
+        let out = d.to_string();
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+        assert!(out.contains("\\u{1b}[31mred.toml") && out.contains("bad \\u{1b}[2J thing"), "{out}");
+        assert_eq!(printable("tab\tok"), "tab\tok");
+    }
 
     #[test]
     fn positions_are_one_based_and_count_characters() {

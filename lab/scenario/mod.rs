@@ -9,7 +9,7 @@ mod raw;
 mod unit_text;
 mod validate;
 
-pub use diagnostic::{has_errors, render_all, Diagnostic, Severity, SourceMap};
+pub use diagnostic::{has_errors, printable, render_all, Diagnostic, Severity, SourceMap};
 pub use load::{load_file, load_paths, parse_str, Loaded};
 pub use model::{
     ControlFault, CountRange, Expectation, ExtraFile, Fault, HangPart, HttpExpect, Location, Observe, PropertyCheck,

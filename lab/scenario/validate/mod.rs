@@ -22,6 +22,9 @@ use super::raw::{DirectiveValue, RawFile, RawScenario, Scalar, Section};
 use crate::systemd::directives;
 use crate::systemd::{parse_duration, parse_timespan, Directive, ManagerSettings, Signal, Suite};
 
+/// The longest duration a step may give (`within`, `window`, `duration`, `after`, `timeout`):
+/// it keeps every deadline the runner computes representable, and no test needs more.
+pub const MAX_STEP_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Deadline of a wait step without `within`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// Timeout of a probe without `timeout`.
@@ -64,6 +67,14 @@ impl Checker<'_> {
 
     fn duration(&mut self, value: &Spanned<String>) -> Option<Duration> {
         match parse_duration(value.as_ref()) {
+            Ok(d) if d > MAX_STEP_DURATION => {
+                self.error(
+                    value.span(),
+                    format!("duration `{}` is longer than a scenario step may take ({})", value.as_ref(), crate::systemd::format_duration(MAX_STEP_DURATION)),
+                    "a step waits, watches or faults for at most a day; split a soak test into several scenarios",
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(
@@ -191,7 +202,14 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
             ok.then(|| s.clone())
         }
     };
-    let description = raw.description.as_ref().map(|d| d.as_ref().clone()).unwrap_or_default();
+    let description = match &raw.description {
+        Some(d) if d.as_ref().chars().any(char::is_control) => {
+            c.error(d.span(), "the description holds a control character", "one line of plain text: it is printed in every report");
+            String::new()
+        }
+        Some(d) => d.as_ref().clone(),
+        None => String::new(),
+    };
 
     let suites = match &raw.suites {
         None => Suite::ALL.to_vec(),
@@ -238,8 +256,12 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
     (Some(scenario), diags)
 }
 
+/// The lines a directive value renders, each checked so that it stays one line of one
+/// directive: a line break would start another directive (`RestartSec = "1s\nExecStartPre=..."`
+/// smuggles in a command), a NUL or other control character cannot be written to a unit file,
+/// and a float would be re-spelt by the lab (`1e3`, `inf`) rather than written as given.
 pub(super) fn scalar_lines(c: &mut Checker<'_>, value: &Spanned<DirectiveValue>) -> Vec<(Range<usize>, Scalar)> {
-    match value.as_ref() {
+    let lines: Vec<(Range<usize>, Scalar)> = match value.as_ref() {
         DirectiveValue::One(s) => vec![(value.span(), s.clone())],
         DirectiveValue::Many(items) => {
             if items.is_empty() {
@@ -247,7 +269,52 @@ pub(super) fn scalar_lines(c: &mut Checker<'_>, value: &Spanned<DirectiveValue>)
             }
             items.iter().map(|s| (s.span(), s.as_ref().clone())).collect()
         }
+    };
+    lines
+        .into_iter()
+        .filter(|(span, scalar)| match scalar {
+            Scalar::Str(text) if text.chars().any(|ch| ch.is_control() && ch != '\t') => {
+                let what = if text.contains(['\n', '\r']) { "a line break" } else { "a control character" };
+                c.error(
+                    span.clone(),
+                    format!("directive value holds {what}"),
+                    "a value is one line of the unit file: what follows a line break would be read as another directive; split it into an array for several lines of the same directive",
+                );
+                false
+            }
+            Scalar::Float(_) => {
+                c.error(span.clone(), "a float is not written verbatim", "write the value as a string, exactly as systemd should read it, e.g. \"1.5s\"");
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// Where a scenario may not place a file: the kernel's interfaces (writing there changes the
+/// host's state, not the target's files) and the lab's own runtime directory.
+const FORBIDDEN_FILE_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run/unitlab"];
+
+/// A path inside the target that a scenario may write: absolute, no `..` (it would escape any
+/// claim made on the path), not under the kernel's interfaces. `Err` says why not.
+pub(super) fn check_target_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if !path.is_absolute() {
+        return Err(format!("file path `{text}` is not absolute"));
     }
+    if text.contains('\0') || text.chars().any(char::is_control) {
+        return Err(format!("file path {text:?} holds a control character"));
+    }
+    if path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(format!("file path `{text}` climbs with `..`"));
+    }
+    if let Some(root) = FORBIDDEN_FILE_ROOTS.iter().find(|r| path.starts_with(r)) {
+        return Err(format!("file path `{text}` is under {root}, which is the kernel's (or the lab's), not the target's files"));
+    }
+    if path.parent().is_none() {
+        return Err("file path `/` is the root directory".to_string());
+    }
+    Ok(path)
 }
 
 fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> ManagerSettings {
@@ -276,11 +343,13 @@ fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> Man
 fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<ExtraFile> {
     let mut out: Vec<ExtraFile> = Vec::new();
     for (_, f) in files {
-        let path = PathBuf::from(f.path.as_ref());
-        if !path.is_absolute() {
-            c.error(f.path.span(), format!("file path `{}` is not absolute", f.path.as_ref()), "write the full path inside the target, e.g. \"/etc/buggy/config\"");
-            continue;
-        }
+        let path = match check_target_path(f.path.as_ref()) {
+            Ok(p) => p,
+            Err(why) => {
+                c.error(f.path.span(), why, "write a full, plain path inside the target, e.g. \"/etc/buggy/config\"");
+                continue;
+            }
+        };
         if out.iter().any(|o| o.path == path) {
             c.error(f.path.span(), format!("file `{}` is given twice", path.display()), "merge the two entries");
             continue;
@@ -288,15 +357,21 @@ fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<Ex
         let mode = match &f.mode {
             None => Some(0o644),
             Some(m) => {
+                // A TOML integer is octal only when written `0o...`: `mode = 644` is the decimal
+                // 644 (0o1204), which is never what was meant.
+                let written = &c.map.source()[m.span()];
                 let parsed = match m.as_ref() {
-                    Scalar::Str(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
-                    Scalar::Int(i) => u32::try_from(*i).ok(),
+                    Scalar::Str(s) => {
+                        let digits = s.strip_prefix("0o").unwrap_or(s);
+                        (!digits.is_empty() && digits.chars().all(|d| ('0'..='7').contains(&d))).then(|| u32::from_str_radix(digits, 8).ok()).flatten()
+                    }
+                    Scalar::Int(i) if written.trim_start().starts_with("0o") => u32::try_from(*i).ok(),
                     _ => None,
                 };
                 match parsed.filter(|m| *m <= 0o7777) {
                     Some(m) => Some(m),
                     None => {
-                        c.error(m.span(), "invalid file mode", "an octal string such as \"0755\", or a TOML octal integer 0o755");
+                        c.error(m.span(), format!("invalid file mode `{}`", written.trim()), "an octal string such as \"0755\", or a TOML octal integer 0o755 (a plain 644 is decimal)");
                         None
                     }
                 }

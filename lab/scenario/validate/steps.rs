@@ -285,7 +285,7 @@ fn words() -> String {
 fn http_path(c: &mut Checker<'_>, path: &Option<Spanned<String>>, default: &str) -> Option<String> {
     match path {
         None => Some(default.to_string()),
-        Some(p) if p.as_ref().starts_with('/') && !p.as_ref().chars().any(char::is_whitespace) => Some(p.as_ref().clone()),
+        Some(p) if p.as_ref().starts_with('/') && !p.as_ref().chars().any(|ch| ch.is_whitespace() || ch.is_control()) => Some(p.as_ref().clone()),
         Some(p) => {
             c.error(p.span(), format!("invalid HTTP path `{}`", p.as_ref()), "a path starts with `/` and has no spaces, e.g. \"/healthz\"");
             None
@@ -304,6 +304,11 @@ fn one_matcher(
     match given.as_slice() {
         [(key, Some(v), is_regex)] => {
             let matcher = if *is_regex { TextMatch::Regex(c.regex(v)?) } else { TextMatch::Contains(v.as_ref().clone()) };
+            // A pattern every line matches makes a check that cannot fail (or never hold).
+            if matcher.is_match("") {
+                c.error(v.span(), format!("`{key}` matches every line, so this check cannot tell anything"), "write the text (or pattern) of the line that must (or must not) appear");
+                return None;
+            }
             Some((!key.starts_with("not_"), matcher))
         }
         [] => {
@@ -408,7 +413,19 @@ fn check_control_fault(c: &mut Checker<'_>, s: &RawStep, named: Vec<UnitName>, u
         };
         targets.push((name, port));
     }
-    let after = match &s.after { Some(a) => Some(c.duration(a)?), None => None };
+    let after = match &s.after {
+        Some(a) => {
+            let d = c.duration(a)?;
+            // buggy-server reads `after` down to the millisecond; a finer value would be refused
+            // at run time.
+            if d.subsec_nanos() % 1_000_000 != 0 {
+                c.error(a.span(), format!("`after = \"{}\"` is finer than a millisecond", a.as_ref()), "buggy-server counts `after` in whole milliseconds, e.g. \"250ms\" or \"1.5s\"");
+                return None;
+            }
+            Some(d)
+        }
+        None => None,
+    };
     Some(Fault::Control { targets, fault, after })
 }
 

@@ -72,6 +72,12 @@ pub(super) fn check_units(c: &mut Checker<'_>, units: &[(Range<usize>, RawUnit)]
         };
         let argv: Vec<String> = exec.as_ref().iter().map(|a| a.as_ref().clone()).collect();
         let mut ok = true;
+        for arg in exec.as_ref() {
+            if arg.as_ref().contains('\0') {
+                c.error(arg.span(), "an argument holds a NUL byte", "a program's arguments cannot contain NUL: systemd (and execve) would cut the argument there");
+                ok = false;
+            }
+        }
         match exec.as_ref().first() {
             None => {
                 c.error(exec.span(), "`exec` is empty", "give the program and its arguments: [\"/usr/local/bin/buggy-server\", \"--listen\", \"0.0.0.0:8080\"]");
