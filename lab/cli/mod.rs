@@ -36,6 +36,13 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 pub fn main() -> i32 {
+    // The pause guard is this binary run by the lab itself, not a user command.
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, command, container] = args.as_slice() {
+        if command == reaper::PAUSE_GUARD_COMMAND {
+            return reaper::pause_guard_main(container);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

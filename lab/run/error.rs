@@ -23,6 +23,8 @@ pub enum ExecError {
     TargetGone(String),
     #[error("the fault of step {step} was not recorded")]
     NoFault { step: usize },
+    #[error(transparent)]
+    Guard(#[from] crate::target::reaper::GuardError),
 }
 
 impl ExecError {

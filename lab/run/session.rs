@@ -7,13 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::batch::Coalescer;
 use super::http::Http;
 use super::watch::{seqnum, Waited, Watcher};
-use crate::target::{parse_properties, Target, TargetError};
+use crate::target::{parse_properties, Target, TargetError, TargetState};
 
 /// A command of the session failed; shared by every request of the batch it was in.
 pub type Shared<E> = Arc<E>;
@@ -54,6 +55,9 @@ pub struct Leftovers {
 pub struct Session {
     target: Arc<Target>,
     watcher: Arc<Watcher>,
+    /// Set while a `pause` step holds the target frozen: any other freeze is someone else's.
+    pausing: Arc<AtomicBool>,
+    monitor: tokio::task::JoinHandle<()>,
     http: Http,
     address: Option<IpAddr>,
     install: Coalescer<Files, Result<(), Shared<TargetError>>>,
@@ -71,7 +75,11 @@ impl Session {
         let watcher = Arc::new(Watcher::start(&target).await?);
         // No address (another network mode): every probe then goes through the target.
         let address = target.ip_address().await.ok().and_then(|a| a.parse().ok());
+        let pausing = Arc::new(AtomicBool::new(false));
+        let monitor = tokio::spawn(monitor(target.clone(), watcher.clone(), pausing.clone()));
         Ok(Session {
+            pausing,
+            monitor,
             install: Coalescer::new("install", with(&target, |t, batch: Vec<Files>| async move {
                 let n = batch.len();
                 let result = install(&t, batch.into_iter().flatten().collect()).await.map_err(Arc::new);
@@ -149,6 +157,33 @@ impl Session {
         self.cleanup.call(leftovers).await.unwrap_or_else(|| Err(Arc::new(self.gone("clean up"))))
     }
 
+    /// Sleep, unless the target goes away meanwhile (then why).
+    pub async fn sleep(&self, d: Duration) -> Result<(), String> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            why = self.watcher.gone() => Err(why),
+        }
+    }
+
+    /// The `pause` fault: freeze every process of the target, systemd included, for `d`, then
+    /// thaw it. The monitor knows this freeze is the lab's own.
+    pub async fn pause(&self, d: Duration) -> Result<(), PauseError> {
+        // Started before freezing: if the lab dies while the target is frozen, the guard
+        // removes it; the target's own tether cannot act while it is frozen.
+        let guard = crate::target::reaper::PauseGuard::start(self.target.id()).map_err(PauseError::Guard)?;
+        self.pausing.store(true, Ordering::SeqCst);
+        let result = async {
+            self.target.pause().await.map_err(PauseError::Target)?;
+            let slept = self.sleep(d).await;
+            self.target.unpause().await.map_err(PauseError::Target)?;
+            slept.map_err(PauseError::Gone)
+        }
+        .await;
+        self.pausing.store(false, Ordering::SeqCst);
+        drop(guard);
+        result
+    }
+
     fn gone(&self, what: &str) -> TargetError {
         TargetError::CommandFailed {
             name: self.target.name().to_string(),
@@ -161,8 +196,9 @@ impl Session {
     /// Stop following and remove the target (a kept one is left running); returns the hint
     /// for entering a kept target.
     pub async fn close(self) -> Result<Option<String>, TargetError> {
-        let Session { target, watcher, install, verify, start, show, sync, cleanup, .. } = self;
-        // The batch tasks hold the target too: drop them first.
+        let Session { target, watcher, install, verify, start, show, sync, cleanup, monitor, .. } = self;
+        // The batch tasks and the monitor hold the target too: drop them first.
+        monitor.abort();
         drop((install, verify, start, show, sync, cleanup, watcher));
         let target = match Arc::try_unwrap(target) {
             Ok(t) => t,
@@ -172,6 +208,52 @@ impl Session {
         let hint = target.is_kept().then(|| target.enter_hint());
         target.teardown().await?;
         Ok(hint)
+    }
+}
+
+/// Why a `pause` fault could not be applied or seen through.
+#[derive(Debug, thiserror::Error)]
+pub enum PauseError {
+    #[error(transparent)]
+    Target(TargetError),
+    #[error(transparent)]
+    Guard(crate::target::reaper::GuardError),
+    #[error("{0}")]
+    Gone(String),
+}
+
+/// How often the monitor asks the engine about the target.
+const MONITOR_EVERY: Duration = Duration::from_millis(500);
+/// How long the target may be frozen by someone other than a `pause` step before its
+/// scenarios end: a frozen systemd logs nothing, so every wait would run to its deadline.
+const FOREIGN_FREEZE: Duration = Duration::from_secs(1);
+
+/// Watch the target from outside: killed, removed or frozen by someone else, it ends every
+/// wait on it at once (with the container's name and state) instead of at the deadlines.
+async fn monitor(target: Arc<Target>, watcher: Arc<Watcher>, pausing: Arc<AtomicBool>) {
+    let mut frozen_since: Option<std::time::Instant> = None;
+    loop {
+        tokio::time::sleep(MONITOR_EVERY).await;
+        let state = match target.state().await {
+            Ok(state) => state,
+            // The engine did not answer this once: ask again next time.
+            Err(_) => continue,
+        };
+        match state {
+            TargetState::Running => frozen_since = None,
+            TargetState::Paused if pausing.load(Ordering::SeqCst) => frozen_since = None,
+            TargetState::Paused => {
+                let since = *frozen_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= FOREIGN_FREEZE {
+                    watcher.end(format!("target {} was frozen from outside the lab (paused for {:.1} s)", target.name(), since.elapsed().as_secs_f64()));
+                    return;
+                }
+            }
+            TargetState::Stopped { .. } | TargetState::Removed => {
+                watcher.end(format!("target {} is gone: the engine reports it {state}", target.name()));
+                return;
+            }
+        }
     }
 }
 

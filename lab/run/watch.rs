@@ -101,7 +101,7 @@ impl Watcher {
                     None => break format!("the journal of {name} stopped: the target is gone"),
                 }
             };
-            inner.state.lock().unwrap().ended = Some(why);
+            inner.state.lock().unwrap().ended.get_or_insert(why);
             inner.generation.send_modify(|g| *g += 1);
         });
         Ok(Watcher { shared, task })
@@ -160,6 +160,31 @@ impl Watcher {
     /// Why the journal stopped flowing, if it has.
     pub fn ended(&self) -> Option<String> {
         self.shared.state.lock().unwrap().ended.clone()
+    }
+
+    /// Declare the target gone (seen from outside: killed, removed, frozen): every wait on it
+    /// returns [`Waited::Ended`] with `why` at once. The first reason given is kept.
+    pub fn end(&self, why: String) {
+        let mut state = self.shared.state.lock().unwrap();
+        if state.ended.is_none() {
+            state.ended = Some(why);
+        }
+        drop(state);
+        self.shared.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Resolve with the reason once the target is gone.
+    pub async fn gone(&self) -> String {
+        let mut rx = self.shared.generation.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if let Some(why) = self.ended() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                return "the journal follower was dropped".into();
+            }
+        }
     }
 
     /// Wait until `check`, given `unit`'s events with absolute times, finds something; it is

@@ -57,6 +57,26 @@ impl ExecOutput {
     }
 }
 
+/// A target's state as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    Running,
+    Paused,
+    Stopped { exit_code: i64 },
+    Removed,
+}
+
+impl std::fmt::Display for TargetState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetState::Running => f.write_str("running"),
+            TargetState::Paused => f.write_str("paused"),
+            TargetState::Stopped { exit_code } => write!(f, "stopped (exit code {exit_code})"),
+            TargetState::Removed => f.write_str("removed"),
+        }
+    }
+}
+
 /// How to boot a target.
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
@@ -220,6 +240,25 @@ impl Target {
             .await
             .map_err(|e| EngineError::api(what(), e))?;
         Ok(())
+    }
+
+    /// What the engine says of the container now: for noticing a target that died, was
+    /// removed, or was frozen from outside, while the lab waits on it.
+    pub async fn state(&self) -> Result<TargetState, TargetError> {
+        match self.engine.docker().inspect_container(&self.id, None).await {
+            Ok(info) => {
+                let state = info.state.unwrap_or_default();
+                Ok(if state.paused == Some(true) {
+                    TargetState::Paused
+                } else if state.running == Some(true) {
+                    TargetState::Running
+                } else {
+                    TargetState::Stopped { exit_code: state.exit_code.unwrap_or(-1) }
+                })
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(TargetState::Removed),
+            Err(e) => Err(EngineError::api(format!("inspect container {}", self.name), e).into()),
+        }
     }
 
     /// Freeze every process of the target, systemd included (the engine's pause).

@@ -13,6 +13,7 @@
 //! 3. `unitlab clean` removes containers whose owning process is gone, and only those.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -178,13 +179,18 @@ pub fn remove_container_blocking(id: String) {
 /// The marker file tells the image's boot-time dead man's timer that a lab holds the target.
 pub const TETHERED_MARKER: &str = "/run/unitlab/tethered";
 
-/// The poweroff request is repeated: PID 1 ignores signals it has no handler for yet, so one
-/// sent while systemd is still starting up (the lab killed right after attaching the tether)
-/// would be lost. Once systemd handles it the container stops and takes the loop with it.
+/// When the lab is gone, every other process of the target is killed (`kill -9 -1` spares only
+/// the tether itself and PID 1) and systemd is asked for an immediate poweroff, again and again
+/// until PID 1 exits: the immediate poweroff still asks the remaining processes to stop and
+/// waits for them, which took ~10 s with a hung or frozen service, and a unit with Restart=
+/// would be started again in between; with nothing left the container is gone in well under a
+/// second. Repeating also covers PID 1 ignoring a signal it has no handler for yet (the lab
+/// killed right after attaching the tether, while systemd still starts up). When PID 1 exits
+/// the container stops and takes the loop with it.
 fn tether_script() -> String {
     format!(
         "mkdir -p /run/unitlab && echo $$ > {TETHERED_MARKER}; while read -r -t {} _; do :; done; \
-         while kill -s SIGRTMIN+14 1; do sleep 0.5; done",
+         while kill -9 -1; kill -s SIGRTMIN+14 1; do sleep 0.2; done",
         TETHER_TIMEOUT.as_secs()
     )
 }
@@ -226,6 +232,111 @@ pub async fn start_tether(engine: &Engine, id: &str) -> Result<tokio::task::Join
             tokio::time::sleep(HEARTBEAT_EVERY).await;
         }
     }))
+}
+
+/// The hidden command line of the pause guard (`unitlab __pause-guard CONTAINER`).
+pub const PAUSE_GUARD_COMMAND: &str = "__pause-guard";
+/// What the lab writes to the guard when it ended the pause itself.
+const GUARD_RELEASE: &[u8] = b"released\n";
+
+/// Why a pause guard could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error(
+        "the unitlab binary was not found beside {exe}, so a pause could not be guarded against the lab's death\n  \
+         fix: build it (`cargo build`), or set UNITLAB_BIN to its path"
+    )]
+    NoBinary { exe: PathBuf },
+    #[error("start the pause guard {bin}: {source}")]
+    Spawn {
+        bin: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The `unitlab` binary: `UNITLAB_BIN`, this process when it is `unitlab`, or the one beside
+/// this executable (cargo puts workspace binaries together, and test binaries one level down
+/// in `deps/`).
+fn unitlab_binary() -> Result<PathBuf, GuardError> {
+    if let Some(p) = std::env::var_os("UNITLAB_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    if exe.file_name().is_some_and(|n| n == "unitlab") {
+        return Ok(exe);
+    }
+    exe.parent()
+        .into_iter()
+        .flat_map(|dir| [dir.join("unitlab"), dir.parent().map(|p| p.join("unitlab")).unwrap_or_default()])
+        .find(|p| p.is_file())
+        .ok_or(GuardError::NoBinary { exe })
+}
+
+/// A process outside the lab that thaws and removes a paused target if the lab dies while the
+/// target is frozen. A frozen target cannot act on its own tether (every process in it, the
+/// tether included, is stopped), so without this a lab killed during a `pause` step leaked a
+/// paused container forever. The guard holds a pipe from the lab: end of file without the
+/// release word means the lab died. It runs in its own session, so signals aimed at the lab's
+/// terminal or process group do not reach it.
+pub struct PauseGuard {
+    stdin: Option<std::process::ChildStdin>,
+    child: std::process::Child,
+}
+
+impl PauseGuard {
+    pub fn start(container_id: &str) -> Result<PauseGuard, GuardError> {
+        use std::os::unix::process::CommandExt;
+        let bin = unitlab_binary()?;
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args([PAUSE_GUARD_COMMAND, container_id])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe and touches nothing of the parent's memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| GuardError::Spawn { bin, source })?;
+        Ok(PauseGuard { stdin: child.stdin.take(), child })
+    }
+}
+
+impl Drop for PauseGuard {
+    /// The lab is alive to drop the guard, so it ended the pause (or removes the target)
+    /// itself: tell the guard to stand down, and reap it.
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(GUARD_RELEASE);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The guard's side (`unitlab __pause-guard CONTAINER`): wait for the lab to release it; if
+/// its pipe closes without a release, the lab died with the target frozen: thaw it (its
+/// tether then sees the closed connection too) and remove it.
+pub fn pause_guard_main(container_id: &str) -> i32 {
+    use std::io::Read;
+    let mut said = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut said);
+    if said.ends_with(GUARD_RELEASE) {
+        return 0;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 3 };
+    rt.block_on(async {
+        let Ok(engine) = Engine::connect().await else { return 3 };
+        let docker = engine.docker();
+        let _ = docker.unpause_container(container_id).await;
+        match remove_container(docker, container_id).await {
+            Ok(()) => 0,
+            Err(_) => 3,
+        }
+    })
 }
 
 /// A lab container seen by the sweep.

@@ -71,7 +71,7 @@ impl Run<'_> {
         };
         self.session.watcher().note(&name, format!("settle for {} ({how})", format_duration(window)));
         // The bounded "nothing more happens" window: after it no start timeout can fire.
-        tokio::time::sleep(window.saturating_sub(elapsed)).await;
+        self.session.sleep(window.saturating_sub(elapsed)).await.map_err(ExecError::TargetGone)?;
         Ok(Flow::Next)
     }
 
@@ -133,12 +133,14 @@ impl Run<'_> {
             Fault::Freeze { .. } => self.signal_main(&units, Signal::STOP).await?,
             Fault::Thaw { .. } => self.signal_main(&units, Signal::CONT).await?,
             Fault::PauseTarget { duration } => {
-                let target = self.session.target();
-                target.pause().await.map_err(ExecError::target_owned(format!("pause {}", target.name())))?;
                 // The fault is the duration itself: everything in the target, systemd included,
                 // is frozen for exactly this long.
-                tokio::time::sleep(*duration).await;
-                target.unpause().await.map_err(ExecError::target_owned(format!("unpause {}", target.name())))?;
+                let name = self.target_name().to_string();
+                self.session.pause(*duration).await.map_err(|e| match e {
+                    crate::run::session::PauseError::Target(t) => ExecError::target_owned(format!("pause {name}"))(t),
+                    crate::run::session::PauseError::Gone(why) => ExecError::TargetGone(why),
+                    crate::run::session::PauseError::Guard(g) => ExecError::Guard(g),
+                })?;
                 None
             }
             Fault::Stop { .. } | Fault::Restart { .. } => {

@@ -178,7 +178,7 @@ impl Run<'_> {
             if left.is_zero() {
                 return Ok(Err(answer));
             }
-            tokio::time::sleep(left.min(http_poll(route))).await;
+            self.session.sleep(left.min(http_poll(route))).await.map_err(ExecError::TargetGone)?;
         }
     }
 }

@@ -110,7 +110,7 @@ impl Run<'_> {
                     if left.is_zero() {
                         break;
                     }
-                    tokio::time::sleep(left.min(http_poll(route))).await;
+                    self.session.sleep(left.min(http_poll(route))).await.map_err(ExecError::TargetGone)?;
                 }
                 let expected = format!("GET :{port}{path} answers {status} within {within} ({})", route.describe());
                 let unit = self.names.values().next().cloned();
