@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-use super::execute::{execute, Input};
+use super::execute::{execute, Executed, Input};
 use super::plan::claims;
 use super::pool::Pool;
 use super::session::Session;
@@ -138,18 +138,30 @@ pub async fn run(
                 let pool = &pools[&pool_key(scenario, *suite)];
                 match pool.acquire(&claims(scenario)).await {
                     Ok(lease) => {
-                        let input = Input { scenario, suite: *suite, session: &lease.session, diagnostics, on_event };
-                        let (mut result, leftovers) = execute(&input).await;
-                        // Once no scenario will come to this pool, leftovers go with the target
-                        // instead of one by one.
-                        if pool.more_to_come() {
-                            if let Err(e) = lease.session.clean_up(leftovers).await {
-                                result.outcome = Outcome::Error;
-                                result.error.get_or_insert(format!("clean up after {} on {}: {e}", scenario.name, lease.session.target().name()));
+                        let input = Input { scenario, suite: *suite, session: &lease.session, shared: true, diagnostics: diagnostics.clone(), on_event };
+                        match execute(&input).await {
+                            Executed::Done(mut result, leftovers) => {
+                                // Once no scenario will come to this pool, leftovers go with
+                                // the target instead of one by one.
+                                if pool.more_to_come() {
+                                    if let Err(e) = lease.session.clean_up(leftovers).await {
+                                        result.outcome = Outcome::Error;
+                                        result.error.get_or_insert(format!("clean up after {} on {}: {e}", scenario.name, lease.session.target().name()));
+                                    }
+                                }
+                                pool.release(lease).await;
+                                *result
+                            }
+                            Executed::NeedsOwnTarget(paths) => {
+                                pool.release(lease).await;
+                                // Visibly: the report says why this scenario did not share.
+                                let why = format!("writes {}, which the target image holds: ran on a target of its own so that no other scenario sees the change", paths.join(", "));
+                                let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await;
+                                result.warnings.insert(0, why);
+                                result
                             }
                         }
-                        pool.release(lease).await;
-                        result
                     }
                     Err(e) => error_result(scenario, *suite, format!("boot a shared {suite} target: {e}")),
                 }
@@ -197,8 +209,11 @@ async fn run_pristine(
         },
         Err(e) => return error_result(scenario, suite, format!("boot a {suite} target for {}: {e}", scenario.name)),
     };
-    let input = Input { scenario, suite, session: &session, diagnostics, on_event };
-    let (mut result, _) = execute(&input).await;
+    let input = Input { scenario, suite, session: &session, shared: false, diagnostics, on_event };
+    let mut result = match execute(&input).await {
+        Executed::Done(result, _) => *result,
+        Executed::NeedsOwnTarget(_) => unreachable!("a target of its own guards no file"),
+    };
     match session.close().await {
         Ok(Some(hint)) => kept.lock().unwrap().push(hint),
         Ok(None) => {}

@@ -45,6 +45,22 @@ pub type Files = Vec<(String, Vec<u8>, u32)>;
 /// Properties read with `systemctl show`, by name.
 pub type Properties = BTreeMap<String, String>;
 
+/// One scenario's files to install.
+pub struct Install {
+    files: Files,
+    guarded: Vec<String>,
+}
+
+/// Why a scenario's files were not installed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Target(Shared<TargetError>),
+    /// These paths exist in the target already.
+    #[error("would overwrite {} of the target image", .0.join(", "))]
+    Overwrites(Vec<String>),
+}
+
 /// What a scenario leaves behind on a shared target.
 #[derive(Debug, Clone, Default)]
 pub struct Leftovers {
@@ -60,7 +76,7 @@ pub struct Session {
     monitor: tokio::task::JoinHandle<()>,
     http: Http,
     address: Option<IpAddr>,
-    install: Coalescer<Files, Result<(), Shared<TargetError>>>,
+    install: Coalescer<Install, Result<(), InstallError>>,
     verify: Coalescer<Vec<String>, Result<Vec<String>, Shared<TargetError>>>,
     start: Coalescer<String, Result<Option<String>, Shared<TargetError>>>,
     show: Coalescer<(String, Vec<String>), Result<Properties, Shared<TargetError>>>,
@@ -80,11 +96,7 @@ impl Session {
         Ok(Session {
             pausing,
             monitor,
-            install: Coalescer::new("install", with(&target, |t, batch: Vec<Files>| async move {
-                let n = batch.len();
-                let result = install(&t, batch.into_iter().flatten().collect()).await.map_err(Arc::new);
-                vec![result; n]
-            })),
+            install: Coalescer::new("install", with(&target, |t, batch: Vec<Install>| async move { install(&t, batch).await })),
             verify: Coalescer::new("verify", with(&target, |t, batch: Vec<Vec<String>>| async move { verify(&t, batch).await })),
             start: Coalescer::new("start", with(&target, |t, batch: Vec<String>| async move { start_no_block(&t, batch).await })),
             show: Coalescer::new("show", with(&target, |t, batch: Vec<(String, Vec<String>)>| async move { show(&t, batch).await })),
@@ -125,9 +137,12 @@ impl Session {
     }
 
     /// Write files (units included) and `daemon-reload`, together with whatever other scenarios
-    /// install at the same moment.
-    pub async fn install(&self, files: Files) -> Result<(), Shared<TargetError>> {
-        self.install.call(files).await.unwrap_or_else(|| Err(Arc::new(self.gone("install files"))))
+    /// install at the same moment. Paths in `guarded` must not exist yet: on a shared target a
+    /// scenario may not change what the image holds (other scenarios rely on it, and clean-up
+    /// would delete it); such a request writes nothing and gets [`InstallError::Overwrites`].
+    pub async fn install(&self, files: Files, guarded: Vec<String>) -> Result<(), InstallError> {
+        let request = Install { files, guarded };
+        self.install.call(request).await.unwrap_or_else(|| Err(InstallError::Target(Arc::new(self.gone("install files")))))
     }
 
     /// `systemd-analyze verify` of unit files: the lines about them.
@@ -267,12 +282,52 @@ where
     move |batch| f(target.clone(), batch)
 }
 
-async fn install(target: &Target, files: Files) -> Result<(), TargetError> {
-    if !files.is_empty() {
-        target.write_files(&files).await?;
+/// One existence check for every guarded path of the batch, then one tar and one
+/// `daemon-reload` for the requests that may go ahead.
+async fn install(target: &Target, batch: Vec<Install>) -> Vec<Result<(), InstallError>> {
+    let guarded: BTreeSet<&str> = batch.iter().flat_map(|r| r.guarded.iter().map(String::as_str)).collect();
+    let existing: BTreeSet<String> = if guarded.is_empty() {
+        BTreeSet::new()
+    } else {
+        let script = r#"for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf '%s\n' "$p"; fi; done"#;
+        let mut argv = vec!["sh", "-c", script, "sh"];
+        argv.extend(guarded.iter().copied());
+        match target.exec_ok(&argv).await {
+            Ok(out) => out.stdout.lines().map(str::to_string).collect(),
+            Err(e) => {
+                let e = Arc::new(e);
+                return batch.iter().map(|_| Err(InstallError::Target(e.clone()))).collect();
+            }
+        }
+    };
+    let verdicts: Vec<Result<(), InstallError>> = batch
+        .iter()
+        .map(|r| {
+            let clash: Vec<String> = r.guarded.iter().filter(|p| existing.contains(*p)).cloned().collect();
+            if clash.is_empty() {
+                Ok(())
+            } else {
+                Err(InstallError::Overwrites(clash))
+            }
+        })
+        .collect();
+    let files: Files = batch.into_iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).flat_map(|(r, _)| r.files).collect();
+    let written = async {
+        if !files.is_empty() {
+            target.write_files(&files).await?;
+        }
+        target.exec_ok(&["systemctl", "daemon-reload"]).await?;
+        Ok::<(), TargetError>(())
     }
-    target.exec_ok(&["systemctl", "daemon-reload"]).await?;
-    Ok(())
+    .await
+    .map_err(Arc::new);
+    verdicts
+        .into_iter()
+        .map(|v| match (v, &written) {
+            (Ok(()), Err(e)) => Err(InstallError::Target(e.clone())),
+            (v, _) => v,
+        })
+        .collect()
 }
 
 /// One `systemd-analyze verify` for every file of the batch; each request gets the lines that

@@ -137,3 +137,53 @@ async fn a_target_killed_from_outside_ends_the_run_with_exit_3() {
 async fn a_target_frozen_from_outside_ends_the_run_with_exit_3() {
     outside_event_ends_the_run(true).await;
 }
+
+const OVERWRITES_CURL: &str = r##"
+name = "overwrites-curl"
+suites = ["bookworm"]
+[[files]]
+path = "/usr/bin/curl"
+mode = "0755"
+content = "#!/bin/sh\nexit 42\n"
+[[units]]
+name = "web"
+exec = ["/usr/local/bin/buggy-server", "--listen", "0.0.0.0:8184"]
+[units.Service]
+Type = "notify"
+[[steps]]
+do = "start"
+unit = "web"
+[[steps]]
+do = "probe"
+port = 8184
+"##;
+
+const NEEDS_CURL: &str = r#"
+name = "needs-curl"
+suites = ["bookworm"]
+[[units]]
+name = "web"
+exec = ["/usr/local/bin/buggy-server", "--listen", "127.0.0.1:8185"]
+[units.Service]
+Type = "notify"
+[[steps]]
+do = "start"
+unit = "web"
+[[steps]]
+# A server on loopback is probed with curl inside the target: it must be the image's curl.
+do = "probe"
+port = 8185
+"#;
+
+#[test]
+fn a_scenario_that_overwrites_an_image_file_gets_a_target_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), OVERWRITES_CURL).unwrap();
+    std::fs::write(dir.path().join("b.toml"), NEEDS_CURL).unwrap();
+    let out = crate::bin::unitlab(&["run", dir.path().to_str().unwrap(), "--format", "json"], None);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", crate::bin::text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let a = report["results"].as_array().unwrap().iter().find(|r| r["name"] == "overwrites-curl").unwrap();
+    let warning = a["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("/usr/bin/curl") && warning.contains("a target of its own"), "{warning}");
+}

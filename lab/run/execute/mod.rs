@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::error::{ExecError, StepError};
 use super::http::Route;
 use super::plan::unit_name;
-use super::session::{Leftovers, Session};
+use super::session::{InstallError, Leftovers, Session};
 use crate::judge::Verdict;
 use crate::observe::{journal, monotonic_now_usec, Event, JournalEntry};
 use crate::scenario::{listen_address, Diagnostic, Scenario, StepKind, UnitName};
@@ -43,9 +43,22 @@ pub struct Input<'a> {
     pub scenario: &'a Scenario,
     pub suite: Suite,
     pub session: &'a Session,
+    /// The target is shared: the scenario may not overwrite what the image holds.
+    pub shared: bool,
     /// Validation warnings of the scenario's file.
     pub diagnostics: Vec<Diagnostic>,
     pub on_event: &'a (dyn Fn(RunEvent) + Send + Sync),
+}
+
+impl Input<'_> {
+    /// The scenario's `[[files]]` paths that must not exist on the target yet.
+    fn guarded_files(&self) -> Vec<String> {
+        if self.shared {
+            self.scenario.files.iter().map(|f| f.path.display().to_string()).collect()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// A check with the unit whose journal explains it.
@@ -104,7 +117,7 @@ fn deadline_in(d: Duration) -> Instant {
 /// `Outcome::Error` and the failing operation in `error`; they are never mistaken for a failed
 /// expectation. Returns what the scenario left on the target, for the caller to clean up when
 /// the target will be used again.
-pub async fn execute(input: &Input<'_>) -> (ScenarioResult, Leftovers) {
+pub async fn execute(input: &Input<'_>) -> Executed {
     let started = Instant::now();
     let scenario = input.scenario;
     let session = input.session;
@@ -139,8 +152,12 @@ pub async fn execute(input: &Input<'_>) -> (ScenarioResult, Leftovers) {
     let mut files: Vec<(String, Vec<u8>, u32)> =
         scenario.files.iter().map(|f| (f.path.display().to_string(), f.content.clone().into_bytes(), f.mode)).collect();
     files.extend(rendered.iter().map(|(n, text)| (format!("/etc/systemd/system/{n}"), text.clone().into_bytes(), 0o644)));
-    let outcome: Result<(), String> = async {
-        session.install(files).await.map_err(|e| ExecError::target(format!("install the files of {}", scenario.name))(e).to_string())?;
+    let outcome: Result<(), Stop> = async {
+        match session.install(files, input.guarded_files()).await {
+            Ok(()) => {}
+            Err(InstallError::Overwrites(paths)) => return Err(Stop::NeedsOwnTarget(paths)),
+            Err(InstallError::Target(e)) => return Err(Stop::Error(ExecError::target(format!("install the files of {}", scenario.name))(e).to_string())),
+        }
         // systemd's own words about the unit files (`Unknown key 'RestartSecs'`, `Failed to
         // parse service type, ignoring: Notify`), gathered while the steps run.
         let paths: Vec<String> = rendered.iter().map(|(n, _)| format!("/etc/systemd/system/{n}")).collect();
@@ -151,12 +168,16 @@ pub async fn execute(input: &Input<'_>) -> (ScenarioResult, Leftovers) {
             Ok(lines) => result.warnings.extend(lines.into_iter().map(|l| format!("systemd-analyze verify: {l}"))),
             Err(e) => result.warnings.push(format!("systemd-analyze verify could not run: {e}")),
         }
-        let steps = steps.map_err(|e| e.to_string());
-        let finish = run.finish(&mut result).await.map_err(|e| e.to_string());
+        let steps = steps.map_err(|e| Stop::Error(e.to_string()));
+        let finish = run.finish(&mut result).await.map_err(|e| Stop::Error(e.to_string()));
         steps.and(finish)
     }
     .await;
-    result.error = outcome.err();
+    result.error = match outcome {
+        Ok(()) => None,
+        Err(Stop::Error(e)) => Some(e),
+        Err(Stop::NeedsOwnTarget(paths)) => return Executed::NeedsOwnTarget(paths),
+    };
     result.checks = run.checks.into_iter().map(|c| c.result).collect();
     result.observations = run.observations;
     result.timings = run.timings;
@@ -168,7 +189,22 @@ pub async fn execute(input: &Input<'_>) -> (ScenarioResult, Leftovers) {
         Outcome::Pass
     };
     result.duration = started.elapsed();
-    (result, leftovers)
+    Executed::Done(Box::new(result), leftovers)
+}
+
+/// How a scenario's execution ended.
+pub enum Executed {
+    /// It ran (its outcome may still be an error), leaving these behind.
+    Done(Box<ScenarioResult>, Leftovers),
+    /// It writes files the shared target's image holds: it must run on a target of its own.
+    /// Nothing was written.
+    NeedsOwnTarget(Vec<String>),
+}
+
+/// Why the scenario stopped early.
+enum Stop {
+    Error(String),
+    NeedsOwnTarget(Vec<String>),
 }
 
 impl<'a> Run<'a> {
