@@ -291,6 +291,18 @@ pub(super) fn scalar_lines(c: &mut Checker<'_>, value: &Spanned<DirectiveValue>)
         .collect()
 }
 
+/// A directive name is letters, digits, `_`, `-` and `.` starting with a letter (every name
+/// systemd knows, and `X-` extensions): anything else, written as a quoted TOML key, would be
+/// written into the unit file as is (a quoted key with a line break adds a directive).
+pub(super) fn directive_name_ok(c: &mut Checker<'_>, key: &Spanned<String>) -> bool {
+    let k = key.as_ref();
+    let ok = k.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic()) && k.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch));
+    if !ok {
+        c.error(key.span(), format!("{k:?} is not a directive name"), "directive names are letters, digits, `_`, `-` and `.`, starting with a letter");
+    }
+    ok
+}
+
 /// Where a scenario may not place a file: the kernel's interfaces (writing there changes the
 /// host's state, not the target's files) and the lab's own runtime directory.
 const FORBIDDEN_FILE_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run/unitlab"];
@@ -322,6 +334,9 @@ fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> Man
     let Some(section) = section else { return out };
     for (key, value) in &section.as_ref().0 {
         let k = key.as_ref();
+        if !directive_name_ok(c, key) {
+            continue;
+        }
         if !directives::MANAGER.contains(&k.as_str()) && !c.allow_unknown_directives {
             let hint = match directives::suggest(k, directives::MANAGER) {
                 Some(s) => format!("did you mean `{s}`? (systemd ignores unknown [Manager] keys)"),

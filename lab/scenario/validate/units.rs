@@ -106,6 +106,10 @@ pub(super) fn check_units(c: &mut Checker<'_>, units: &[(Range<usize>, RawUnit)]
             let Some(section) = section else { continue };
             for (key, value) in &section.as_ref().0 {
                 let k = key.as_ref().as_str();
+                if !super::directive_name_ok(c, key) {
+                    ok = false;
+                    continue;
+                }
                 check_directive_name(c, section_name, key, known, suites);
                 if section_name == "Service" && k == "ExecStart" {
                     c.error(key.span(), "ExecStart= in [units.Service]: the command is written with `exec`", "remove ExecStart= and put the argv in `exec = [...]` (it is escaped for you)");
