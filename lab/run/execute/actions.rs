@@ -37,6 +37,7 @@ impl Run<'_> {
             if let Some(why) = refused {
                 watcher.note(&name, format!("start job not queued: {}", one_line(&why)));
             }
+            self.reach_now();
             return Ok(Flow::Next);
         }
         watcher.note(&name, "systemctl start");
@@ -48,6 +49,7 @@ impl Run<'_> {
             // A failed start job is an observation for the expectations that follow.
             watcher.note(&name, format!("start job failed: {}", one_line(&out.stderr)));
         }
+        self.reach_now();
         Ok(Flow::Next)
     }
 
@@ -72,6 +74,7 @@ impl Run<'_> {
         self.session.watcher().note(&name, format!("settle for {} ({how})", format_duration(window)));
         // The bounded "nothing more happens" window: after it no start timeout can fire.
         self.session.sleep(window.saturating_sub(elapsed)).await.map_err(ExecError::TargetGone)?;
+        self.reach(from_usec.saturating_add(window.as_micros() as u64));
         Ok(Flow::Next)
     }
 
@@ -164,6 +167,7 @@ impl Run<'_> {
                 (!out.success()).then(|| format!("systemctl kill {}: {}", units.join(" "), one_line(&out.stderr)))
             }
         };
+        self.reach_now();
         match failed {
             None => Ok(Flow::Next),
             Some(observed) => {

@@ -42,6 +42,20 @@ impl Run<'_> {
         waited.found().map_err(ExecError::TargetGone)
     }
 
+    /// [`Run::evidence`], and what it found is part of the story.
+    pub(super) async fn found(
+        &mut self,
+        name: &str,
+        deadline: Instant,
+        find: impl FnMut(&[Event]) -> Option<(usize, Event)>,
+    ) -> Result<Option<(usize, Event)>, ExecError> {
+        let found = self.evidence(name, deadline, find).await?;
+        if let Some((_, e)) = &found {
+            self.reach_event(e.at);
+        }
+        Ok(found)
+    }
+
     pub(super) async fn expect(&mut self, step: usize, e: &Expectation) -> StepResult {
         match e {
             Expectation::Unit { unit, checks } => {
@@ -71,7 +85,7 @@ impl Run<'_> {
                 let old = mark.invocations.get(&name).cloned();
                 let since = abs(mark.at_usec);
                 let found = self
-                    .evidence(&name, mark.instant + *within, |ev| evidence::new_start(ev, from, since, old.as_deref()).map(|(i, e)| (i, e.clone())))
+                    .found(&name, mark.instant + *within, |ev| evidence::new_start(ev, from, since, old.as_deref()).map(|(i, e)| (i, e.clone())))
                     .await?;
                 let after = found.map(|(_, e)| e.at.saturating_sub(since));
                 if let Some(t) = after {
@@ -94,8 +108,12 @@ impl Run<'_> {
                 // The bounded "nothing more happens" wait: a restart, if systemd were going to
                 // do one, would be scheduled and started within the window.
                 let found = self
-                    .evidence(&name, super::deadline_in(*window), |ev| evidence::restart(ev, from, start, Some(&old)).map(|(i, e)| (i, e.clone())))
+                    .found(&name, super::deadline_in(*window), |ev| evidence::restart(ev, from, start, Some(&old)).map(|(i, e)| (i, e.clone())))
                     .await?;
+                // The window was watched to its end (or to the restart found in it).
+                if found.is_none() {
+                    self.reach(start.saturating_add(*window).as_micros() as u64);
+                }
                 let after = self.session.properties(&name, &["NRestarts"]).await.map_err(ExecError::target(format!("read NRestarts of {name}")))?;
                 let line = found.as_ref().map(|(_, e)| (journal::redact(&e.message), e.at.saturating_sub(start)));
                 let verdict = judge::no_restart(
@@ -116,7 +134,7 @@ impl Run<'_> {
                 let since = abs(mark.at_usec);
                 let deadline = mark.instant + *within;
                 let started = self
-                    .evidence(&name, deadline, |ev| evidence::new_start(ev, from, since, old.as_deref()).map(|(i, e)| (i, e.clone())))
+                    .found(&name, deadline, |ev| evidence::new_start(ev, from, since, old.as_deref()).map(|(i, e)| (i, e.clone())))
                     .await?;
                 let events = self.session.watcher().events(&name, 0, 0);
                 let until = started.as_ref().map_or(events.len(), |(i, _)| *i);

@@ -105,6 +105,11 @@ struct Run<'a> {
     faults: HashMap<usize, FaultMark>,
     /// The last start request of each unit (journal clock), for `settle`.
     starts: HashMap<String, u64>,
+    /// How far the scenario's story goes, on the journal's clock: the latest event a step
+    /// waited for or found, the end of the latest window watched, the return of the latest
+    /// action. The snapshot ends here, so what a unit goes on to do while the lab is busy
+    /// finishing (another restart cycle on a loaded machine) is never part of it.
+    horizon_usec: u64,
 }
 
 /// An instant `d` from now; a duration too large for the clock means "never".
@@ -148,7 +153,9 @@ pub async fn execute(input: &Input<'_>) -> Executed {
         timings: Vec::new(),
         faults: HashMap::new(),
         starts: HashMap::new(),
+        horizon_usec: 0,
     };
+    run.horizon_usec = run.origin_usec;
     let mut files: Vec<(String, Vec<u8>, u32)> =
         scenario.files.iter().map(|f| (f.path.display().to_string(), f.content.clone().into_bytes(), f.mode)).collect();
     files.extend(rendered.iter().map(|(n, text)| (format!("/etc/systemd/system/{n}"), text.clone().into_bytes(), 0o644)));
@@ -280,6 +287,21 @@ impl<'a> Run<'a> {
         self.observations.push(observation);
     }
 
+    /// The story reaches at least this instant (journal clock, microseconds).
+    fn reach(&mut self, usec: u64) {
+        self.horizon_usec = self.horizon_usec.max(usec);
+    }
+
+    /// The story reaches an event's time (events carry absolute journal times).
+    fn reach_event(&mut self, at: Duration) {
+        self.reach(at.as_micros() as u64);
+    }
+
+    /// The story reaches now (an action that returned).
+    fn reach_now(&mut self) {
+        self.reach(monotonic_now_usec());
+    }
+
     fn timing(&mut self, name: &str, unit: &str, value: Duration) {
         self.timings.push(Timing { name: name.to_string(), unit: unit.to_string(), value });
     }
@@ -346,7 +368,10 @@ impl<'a> Run<'a> {
         let units: Vec<String> = self.names.values().cloned().collect();
         let mine = self.entries(&units, false);
         if self.scenario.snapshot {
-            result.snapshot = Some(snapshot(&mine));
+            let horizon = self.horizon_usec;
+            let story: Vec<JournalEntry> =
+                mine.iter().filter(|e| crate::observe::entry_monotonic_usec(e).is_none_or(|t| t <= horizon)).cloned().collect();
+            result.snapshot = Some(snapshot(&story));
         }
         for check in self.checks.iter_mut().filter(|c| !c.result.passed) {
             let lines: Vec<JournalEntry> = mine

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{deadline_in, ExecError, Flow, Run, StepResult};
-use crate::observe::{evidence, monotonic_now_usec};
+use crate::observe::{evidence, monotonic_now_usec, EventKind};
 use crate::scenario::{Observe, WindowSource};
 use crate::systemd::format_duration;
 use crate::verdict::Observed;
@@ -61,7 +61,7 @@ impl Run<'_> {
             WindowSource::Derived(text) => text.clone(),
         };
         let end = self
-            .evidence(name, since_instant.checked_add(within).unwrap_or_else(|| deadline_in(within)), |ev| {
+            .found(name, since_instant.checked_add(within).unwrap_or_else(|| deadline_in(within)), |ev| {
                 evidence::end_of_run(ev, from, since).map(|(i, e, _)| (i, e.clone()))
             })
             .await?;
@@ -83,13 +83,22 @@ impl Run<'_> {
         let now = Duration::from_micros(monotonic_now_usec());
         let window_end = deadline_in((end.at + window).saturating_sub(now));
         let restart = self
-            .evidence(name, window_end, |ev| evidence::restart(ev, end_index + 1, end.at, old.as_deref()).map(|(i, e)| (i, e.clone())))
+            .found(name, window_end, |ev| evidence::restart(ev, end_index + 1, end.at, old.as_deref()).map(|(i, e)| (i, e.clone())))
             .await?;
-        if let Some((i, _)) = &restart {
-            // Follow the restart into the new run's start, so the timeline (and the journal
-            // snapshot) shows it happen and ends at a point that does not depend on timing.
-            let next = *i;
-            self.evidence(name, window_end, |ev| evidence::new_start(ev, next, end.at, old.as_deref()).map(|(i, e)| (i, e.clone()))).await?;
+        let started = match &restart {
+            // Follow the restart into the new run's start job ("Starting ..."), so the timeline
+            // (and the journal snapshot) shows it happen. Not further: when the new run is
+            // ready ("Started") depends on how fast the server comes up on a loaded machine.
+            Some((i, e)) if matches!(e.kind, EventKind::Starting | EventKind::Started) => Some((*i, e.clone())),
+            Some((i, _)) => {
+                let next = *i;
+                self.found(name, window_end, |ev| ev.iter().enumerate().skip(next).find(|(_, e)| matches!(e.kind, EventKind::Starting)).map(|(i, e)| (i, e.clone()))).await?
+            }
+            None => None,
+        };
+        if started.is_none() {
+            // Watched to the window's end: the story goes that far (and no further).
+            self.reach_event(end.at + window);
         }
         Ok(Observed::Restart {
             result,

@@ -48,6 +48,12 @@ impl Run<'_> {
                     let get = |k: &str| props.get(k).cloned().unwrap_or_default();
                     let holds = active.is_none_or(|a| get("ActiveState") == a.as_str()) && sub.is_none_or(|s| get("SubState") == s.as_str());
                     if holds {
+                        // The state came with the unit's latest event (or, unlogged, now).
+                        let last = self.session.watcher().events(&name, 0, 0).last().map(|e| e.at);
+                        match last {
+                            Some(at) => self.reach_event(at),
+                            None => self.reach_now(),
+                        }
                         return Ok(Flow::Next);
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -69,6 +75,7 @@ impl Run<'_> {
                 loop {
                     changes.borrow_and_update();
                     if self.watched_match(&units, matcher).is_some() {
+                        self.reach_now();
                         return Ok(Flow::Next);
                     }
                     if let Some(why) = self.session.watcher().ended() {
