@@ -1,0 +1,15 @@
+//! Targets: booted systemd reached through a fixture (a container today). The engine
+//! connection, the images, the artifacts that go into them, the reaper that guarantees nothing
+//! is left running, and the doctor. This layer is async and is the only one that talks to the
+//! Docker Engine.
+
+pub mod artifacts;
+pub mod container;
+pub mod doctor;
+pub mod engine;
+pub mod image;
+pub mod reaper;
+
+pub use container::{parse_properties, ExecOutput, Target, TargetError, TargetOptions, TargetState};
+pub use engine::{CgroupVersion, Engine, EngineError};
+pub use image::{ensure_image, ImageError, ImageRef};
