@@ -3,8 +3,12 @@
 //! Base: `debian:<suite>` when the engine has it or can pull it; otherwise a minimal rootfs
 //! bootstrapped from Debian's packages with debootstrap and imported as `unitlab-base:<suite>`.
 //! On top, the project's `Containerfile` adds systemd, the buggy servers and the PID 1 setup.
-//! The result is tagged `unitlab-target:<suite>` and labelled with a hash of every input, so an
-//! unchanged image is found and reused in well under a second.
+//! The result is tagged `unitlab-target:<suite>-<inputs hash>` (and `unitlab-target:<suite>`
+//! for the latest build), so an unchanged image is found and reused in well under a second and
+//! images of different builds (debug and release buggy-server binaries) coexist.
+//!
+//! Building takes a host-wide lock per suite: on a fresh machine every process that needs an
+//! image (the test binaries, the CLI runs they start) would otherwise debootstrap its own.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -86,20 +90,85 @@ pub async fn ensure_image(
     progress: &dyn Progress,
 ) -> Result<ImageRef, ImageError> {
     let artifacts = crate::target::artifacts::locate(progress)?;
-    let base = ensure_base(engine, suite, progress).await?;
-    let inputs_hash = inputs_hash(suite, &base.1, &artifacts);
-    let tag = suite.target_tag();
+    // Fast path without the lock: the image of these inputs exists (the base is only looked
+    // up, never built, when it exists).
     if !force {
-        if let Some(id) = image_with_inputs(engine, &tag, &inputs_hash).await? {
-            tracing::debug!(tag = %tag, inputs = %inputs_hash, "image unchanged, reused");
-            return Ok(ImageRef { suite, tag, id, inputs_hash, reused: true });
+        if let Some(found) = existing(engine, suite, &artifacts).await? {
+            return Ok(found);
         }
     }
-    build_target(engine, suite, &base.0, &inputs_hash, &artifacts, progress).await?;
+    let _lock = BuildLock::acquire(suite, progress).await?;
+    // Another process may have built it while this one waited for the lock.
+    if !force {
+        if let Some(found) = existing(engine, suite, &artifacts).await? {
+            return Ok(found);
+        }
+    }
+    let base = ensure_base(engine, suite, progress).await?;
+    let inputs_hash = inputs_hash(suite, &base.1, &artifacts);
+    let tag = inputs_tag(suite, &inputs_hash);
+    build_target(engine, suite, &base.0, &tag, &inputs_hash, &artifacts, progress).await?;
     let id = image_with_inputs(engine, &tag, &inputs_hash)
         .await?
         .ok_or_else(|| ImageError::Missing { tag: tag.clone(), detail: "its inputs label does not match".into() })?;
+    // The plain suite tag follows the latest build, for `docker run` by hand and the doctor.
+    let (repo, latest) = suite.target_tag().split_once(':').map(|(r, t)| (r.to_string(), t.to_string())).expect("tag has a colon");
+    let opts = bollard::query_parameters::TagImageOptionsBuilder::default().repo(&repo).tag(&latest).build();
+    engine
+        .docker()
+        .tag_image(&id, Some(opts))
+        .await
+        .map_err(|e| EngineError::api(format!("tag {tag} as {}", suite.target_tag()), e))?;
     Ok(ImageRef { suite, tag, id, inputs_hash, reused: false })
+}
+
+/// The tag of the target image built from `inputs_hash`.
+pub fn inputs_tag(suite: Suite, inputs_hash: &str) -> String {
+    format!("{}-{inputs_hash}", suite.target_tag())
+}
+
+/// The image for these artifacts if its base and the image itself both exist already.
+async fn existing(engine: &Engine, suite: Suite, artifacts: &Artifacts) -> Result<Option<ImageRef>, ImageError> {
+    let Some(base) = existing_base(engine, suite).await else { return Ok(None) };
+    let inputs_hash = inputs_hash(suite, &base.1, artifacts);
+    let tag = inputs_tag(suite, &inputs_hash);
+    Ok(image_with_inputs(engine, &tag, &inputs_hash).await?.map(|id| {
+        tracing::debug!(tag = %tag, "image unchanged, reused");
+        ImageRef { suite, tag, id, inputs_hash, reused: true }
+    }))
+}
+
+/// A host-wide lock on building `suite`'s images: an flock on a file in the temp directory,
+/// released by the kernel when the holder exits however it exits.
+struct BuildLock {
+    _file: std::fs::File,
+}
+
+impl BuildLock {
+    async fn acquire(suite: Suite, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
+        let path = std::env::temp_dir().join(format!("unitlab-image-{}.lock", suite.name()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(format!("open the image build lock {}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => return Ok(BuildLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(format!("lock {}", path.display()))(e));
+            }
+        }
+        progress.step(&format!("waiting for another unitlab process that is building the {suite} image ({})", path.display()));
+        let shown = path.display().to_string();
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .expect("the lock task does not panic")
+            .map_err(io(format!("lock {shown}")))?;
+        progress.finish(&format!("the other process finished building the {suite} image"));
+        Ok(BuildLock { _file: file })
+    }
 }
 
 /// The image id of `tag` if it exists and carries `inputs` as its inputs label.
@@ -135,25 +204,37 @@ pub async fn present_images(engine: &Engine) -> Result<HashMap<String, String>, 
     Ok(found)
 }
 
-/// Remove lab target images that a rebuild has superseded (untagged, carrying the inputs
-/// label) and no container uses. Done by `unitlab clean` rather than after each build: a
-/// concurrent lab with another buggy-server binary may be about to boot the older image.
-/// Returns the removed image ids.
+/// Remove lab target images that the latest build of their suite has superseded: images
+/// carrying the inputs label that are not tagged `unitlab-target:<suite>` (the latest build)
+/// and that no container uses. Done by `unitlab clean` rather than after each build, because
+/// builds of different buggy-server binaries (debug, release) are meant to coexist until then.
+/// Returns what was removed (a tag, or an image id for an untagged image).
 pub async fn prune_superseded(engine: &Engine) -> Result<Vec<String>, ImageError> {
-    let filters = HashMap::from([("dangling", vec!["true"]), ("label", vec![LABEL_INPUTS])]);
+    let filters = HashMap::from([("label", vec![LABEL_INPUTS])]);
     let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
     let images = engine
         .docker()
         .list_images(Some(opts))
         .await
-        .map_err(|e| EngineError::api("list superseded lab images", e))?;
+        .map_err(|e| EngineError::api("list lab target images", e))?;
+    let latest: Vec<String> = Suite::ALL.iter().map(|s| s.target_tag()).collect();
     let mut removed = Vec::new();
     for img in images {
-        match engine.docker().remove_image(&img.id, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
-            Ok(_) => removed.push(img.id),
-            // In use by a container (kept target, a run in progress): leave it.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
-            Err(e) => return Err(EngineError::api(format!("remove superseded image {}", img.id), e).into()),
+        if img.repo_tags.iter().any(|t| latest.contains(t)) {
+            continue;
+        }
+        let names: Vec<String> = if img.repo_tags.iter().all(|t| t == "<none>:<none>") {
+            vec![img.id.clone()]
+        } else {
+            img.repo_tags.clone()
+        };
+        for name in names {
+            match engine.docker().remove_image(&name, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
+                Ok(_) => removed.push(name),
+                // In use by a container (kept target, a run in progress): leave it.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+                Err(e) => return Err(EngineError::api(format!("remove superseded image {name}"), e).into()),
+            }
         }
     }
     Ok(removed)
@@ -176,13 +257,21 @@ fn inputs_hash(suite: Suite, base_id: &str, artifacts: &Artifacts) -> String {
     hex::encode(h.finalize())[..16].to_string()
 }
 
+/// The Debian base of `suite` if the engine has one: (reference, image id).
+async fn existing_base(engine: &Engine, suite: Suite) -> Option<(String, String)> {
+    for candidate in [format!("debian:{}", suite.name()), suite.base_tag()] {
+        if let Ok(img) = engine.docker().inspect_image(&candidate).await {
+            return Some((candidate, img.id.unwrap_or_default()));
+        }
+    }
+    None
+}
+
 /// Make sure a Debian base exists for `suite`; returns (reference, image id).
 async fn ensure_base(engine: &Engine, suite: Suite, progress: &dyn Progress) -> Result<(String, String), ImageError> {
     let docker = engine.docker();
-    for candidate in [format!("debian:{}", suite.name()), suite.base_tag()] {
-        if let Ok(img) = docker.inspect_image(&candidate).await {
-            return Ok((candidate, img.id.unwrap_or_default()));
-        }
+    if let Some(found) = existing_base(engine, suite).await {
+        return Ok(found);
     }
     let official = format!("debian:{}", suite.name());
     progress.step(&format!("pulling {official}"));
@@ -418,12 +507,12 @@ async fn build_target(
     engine: &Engine,
     suite: Suite,
     base: &str,
+    tag: &str,
     inputs_hash: &str,
     artifacts: &Artifacts,
     progress: &dyn Progress,
 ) -> Result<(), ImageError> {
     let started = Instant::now();
-    let tag = suite.target_tag();
     progress.step(&format!("building {tag} from the Containerfile on {base}"));
     let context = build_context(artifacts)?;
     let buildargs = HashMap::from([("BASE".to_string(), base.to_string())]);
@@ -433,7 +522,7 @@ async fn build_target(
     ]);
     let opts = BuildImageOptionsBuilder::default()
         .dockerfile("Containerfile")
-        .t(&tag)
+        .t(tag)
         .rm(true)
         .forcerm(true)
         .buildargs(&buildargs)
