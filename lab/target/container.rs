@@ -41,6 +41,8 @@ pub enum TargetError {
     CommandFailed { name: String, command: String, code: i64, stderr: String },
     #[error("target {name}: could not parse {what}: {detail}")]
     Parse { name: String, what: String, detail: String },
+    #[error(transparent)]
+    Slot(#[from] crate::target::slots::SlotError),
 }
 
 /// Output of a command run in a target.
@@ -164,8 +166,10 @@ fn host_config(cgroup: CgroupVersion, keep: bool) -> HostConfig {
 }
 
 impl Target {
-    /// Create, start and wait for a target to be up. The deadline covers the whole boot.
+    /// Create, start and wait for a target to be up. The deadline covers the whole boot, from
+    /// the moment a host-wide boot slot is free (see [`crate::target::slots`]).
     pub async fn boot(engine: &Engine, image: &ImageRef, opts: TargetOptions) -> Result<Target, TargetError> {
+        let _slot = crate::target::slots::acquire().await?;
         let started = Instant::now();
         let docker = engine.docker();
         reaper::sweep_stillborn(engine).await?;
@@ -210,7 +214,7 @@ impl Target {
             target.tether = Some(reaper::start_tether(engine, &id).await?);
         }
         let deadline = started + opts.boot_deadline;
-        target.wait_running(deadline).await?;
+        target.wait_running(deadline, opts.boot_deadline).await?;
         if opts.keep {
             // A kept target has no tether; stand the image's dead man's timer down by hand.
             target.write_file(reaper::TETHERED_MARKER, b"kept\n", 0o644).await?;
@@ -276,7 +280,7 @@ impl Target {
     /// Wait for `systemctl is-system-running --wait` to report. Until systemd has created its
     /// private socket the call fails at once ("Failed to connect to bus"); only that case is
     /// retried, with a short growing backoff, and always under the boot deadline.
-    async fn wait_running(&self, deadline: Instant) -> Result<(), TargetError> {
+    async fn wait_running(&self, deadline: Instant, allowed: Duration) -> Result<(), TargetError> {
         let mut backoff = Duration::from_millis(10);
         let mut last = String::from("(no answer yet)");
         loop {
@@ -306,7 +310,7 @@ impl Target {
         Err(TargetError::BootTimeout {
             name: self.name.clone(),
             image: self.image.tag.clone(),
-            seconds: (deadline - Instant::now().min(deadline)).as_secs().max(1),
+            seconds: allowed.as_secs().max(1),
             last,
         })
     }

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod engine;
 pub mod image;
 pub mod reaper;
+pub mod slots;
 
 pub use container::{parse_properties, ExecOutput, Target, TargetError, TargetOptions, TargetState};
 pub use engine::{CgroupVersion, Engine, EngineError};

@@ -23,7 +23,7 @@ pub fn handle(request: &Request, shared: &Arc<Shared>) -> (Response, Option<Afte
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/control/state") => (Response::new(200, shared.report()), None),
         ("POST", "/control/fault") => match parse_fault_query(&request.query) {
-            Ok(spec) => schedule(spec),
+            Ok(spec) => schedule(spec, shared),
             Err(e) => (Response::new(400, format!("{e}\n")), None),
         },
         (_, "/control/state") => (Response::new(405, "use GET\n"), None),
@@ -32,11 +32,20 @@ pub fn handle(request: &Request, shared: &Arc<Shared>) -> (Response, Option<Afte
     }
 }
 
-fn schedule(spec: FaultSpec) -> (Response, Option<After>) {
+fn schedule(spec: FaultSpec, shared: &Arc<Shared>) -> (Response, Option<After>) {
     let Trigger::After(delay) = spec.trigger else {
         unreachable!("parse_fault_query only builds after= triggers")
     };
     let fault = spec.fault;
+    // A fault the process survives takes effect before the reply: "injected" in the answer
+    // must be true when the lab reads it, or the lab's next request can be served before
+    // the flag is set (seen under load: a probe right after a handler hang got its 200).
+    // Exit, signal and watchdog-trigger faults (systemd kills at once) come after the reply,
+    // or nobody would answer.
+    if delay.is_zero() && !matches!(fault, faults::Fault::Exit(_) | faults::Fault::Signal(_) | faults::Fault::WatchdogTrigger) {
+        faults::inject(shared, fault, "control endpoint");
+        return (Response::new(202, format!("fault {fault} injected\n")), None);
+    }
     let body = if delay.is_zero() {
         format!("fault {fault} injected\n")
     } else {
