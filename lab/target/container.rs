@@ -26,6 +26,9 @@ use crate::target::reaper;
 /// genuinely broken image or engine.
 pub const DEFAULT_BOOT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How often a pause is tried when the cgroup v1 freezer gives up (see [`Target::pause`]).
+const PAUSE_ATTEMPTS: u32 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(transparent)]
@@ -266,9 +269,28 @@ impl Target {
     }
 
     /// Freeze every process of the target, systemd included (the engine's pause).
+    ///
+    /// On cgroup v1 the freezer gives up when a task does not stop in time (runc: "unable to
+    /// freeze"), which happens here when a process is inside a slow filesystem call (the engine
+    /// stores containers on fuse-overlayfs) on a loaded machine; runc thaws what it froze, so
+    /// the pause is simply tried again, a few times, before it is reported.
     pub async fn pause(&self) -> Result<(), TargetError> {
-        self.engine.docker().pause_container(&self.id).await.map_err(|e| EngineError::api(format!("pause {}", self.name), e))?;
-        Ok(())
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match self.engine.docker().pause_container(&self.id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < PAUSE_ATTEMPTS && e.to_string().contains("unable to freeze") => {
+                    tracing::warn!(target = %self.name, attempt, "the freezer did not freeze the target in time; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(EngineError::api(format!("pause {} (attempt {attempt} of {PAUSE_ATTEMPTS})", self.name), e).into())
+                }
+            }
+        }
     }
 
     /// Thaw a paused target.

@@ -82,17 +82,28 @@ impl Run<'_> {
         // The window is counted from the end of the run, on the journal's clock.
         let now = Duration::from_micros(monotonic_now_usec());
         let window_end = deadline_in((end.at + window).saturating_sub(now));
-        let restart = self
-            .found(name, window_end, |ev| evidence::restart(ev, end_index + 1, end.at, old.as_deref()).map(|(i, e)| (i, e.clone())))
-            .await?;
+        let find_restart = |ev: &[crate::observe::Event]| evidence::restart(ev, end_index + 1, end.at, old.as_deref()).map(|(i, e)| (i, e.clone()));
+        let mut restart = self.found(name, window_end, find_restart).await?;
+        if restart.is_none() {
+            // The window is derived from the unit's timers, but on a starved machine systemd
+            // itself runs late: a restart it has already decided on (the unit waits in
+            // SubState=auto-restart for RestartSec to pass) may be logged after the window.
+            // Then the decision is made and the restart is followed until it is seen, within
+            // the step's own bound; a unit not waiting to restart is left as observed.
+            let sub = self.session.properties(name, &["SubState"]).await.map_err(ExecError::target(format!("read the state of {name}")))?;
+            if sub.get("SubState").is_some_and(|s| s.starts_with("auto-restart")) {
+                restart = self.found(name, deadline_in(within), find_restart).await?;
+            }
+        }
+        // Follow the restart into the new run's start job ("Starting ..."), so the timeline
+        // (and the journal snapshot) shows it happen. Not further: when the new run is ready
+        // ("Started") depends on how fast the server comes up on a loaded machine. The restart
+        // is certain by now, so this wait has the step's bound, not the window's.
         let started = match &restart {
-            // Follow the restart into the new run's start job ("Starting ..."), so the timeline
-            // (and the journal snapshot) shows it happen. Not further: when the new run is
-            // ready ("Started") depends on how fast the server comes up on a loaded machine.
             Some((i, e)) if matches!(e.kind, EventKind::Starting | EventKind::Started) => Some((*i, e.clone())),
             Some((i, _)) => {
                 let next = *i;
-                self.found(name, window_end, |ev| ev.iter().enumerate().skip(next).find(|(_, e)| matches!(e.kind, EventKind::Starting)).map(|(i, e)| (i, e.clone()))).await?
+                self.found(name, deadline_in(within), |ev| ev.iter().enumerate().skip(next).find(|(_, e)| matches!(e.kind, EventKind::Starting)).map(|(i, e)| (i, e.clone()))).await?
             }
             None => None,
         };
