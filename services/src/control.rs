@@ -41,8 +41,14 @@ fn schedule(spec: FaultSpec, shared: &Arc<Shared>) -> (Response, Option<After>) 
     // must be true when the lab reads it, or the lab's next request can be served before
     // the flag is set (seen under load: a probe right after a handler hang got its 200).
     // Exit, signal and watchdog-trigger faults (systemd kills at once) come after the reply,
-    // or nobody would answer.
-    if delay.is_zero() && !matches!(fault, faults::Fault::Exit(_) | faults::Fault::Signal(_) | faults::Fault::WatchdogTrigger) {
+    // or nobody would answer; so does exhaust-fds, which must also take the descriptor this
+    // reply's connection frees (taken before, that one free slot let a fresh-socket pinger
+    // go on pinging).
+    let survivable = !matches!(
+        fault,
+        faults::Fault::Exit(_) | faults::Fault::Signal(_) | faults::Fault::WatchdogTrigger | faults::Fault::ExhaustFds
+    );
+    if delay.is_zero() && survivable {
         faults::inject(shared, fault, "control endpoint");
         return (Response::new(202, format!("fault {fault} injected\n")), None);
     }
