@@ -401,9 +401,49 @@ impl<'a> Run<'a> {
 fn snapshot(entries: &[JournalEntry]) -> String {
     let mut kept: Vec<JournalEntry> = entries.iter().filter(|e| journal::is_manager_line(e)).cloned().collect();
     kept.sort_by(|a, b| crate::observe::entry_unit(a).cmp(&crate::observe::entry_unit(b)));
-    journal::normalise(&kept)
+    dedupe_load_messages(&journal::normalise(&kept))
+}
+
+/// What systemd says about a unit file when it loads it (a bad line, a fatal error) it says
+/// again at every daemon-reload, and on a shared target other scenarios' installs reload: how
+/// often the line appears depends on what else ran, so a snapshot keeps its first occurrence.
+fn dedupe_load_messages(text: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let message = line.split_once(": ").map_or(line, |(_, m)| m);
+        let load_time = message.starts_with("/etc/systemd/") || message.ends_with("Unit configuration has fatal error, unit will not be started.");
+        if load_time && !seen.insert(line.to_string()) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedupe_load_messages;
+
+    #[test]
+    fn load_time_messages_are_kept_once_and_others_as_often_as_they_come() {
+        let text = "systemd: /etc/systemd/system/a.service:6: Bad line\n\
+                    systemd: a.service: Unit configuration has fatal error, unit will not be started.\n\
+                    systemd: a.service: Unit configuration has fatal error, unit will not be started.\n\
+                    systemd: /etc/systemd/system/a.service:6: Bad line\n\
+                    systemd: Started b.service.\n\
+                    systemd: Started b.service.\n";
+        assert_eq!(
+            dedupe_load_messages(text),
+            "systemd: /etc/systemd/system/a.service:6: Bad line\n\
+             systemd: a.service: Unit configuration has fatal error, unit will not be started.\n\
+             systemd: Started b.service.\n\
+             systemd: Started b.service.\n"
+        );
+    }
 }

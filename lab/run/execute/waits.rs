@@ -48,7 +48,11 @@ impl Run<'_> {
                     let get = |k: &str| props.get(k).cloned().unwrap_or_default();
                     let holds = active.is_none_or(|a| get("ActiveState") == a.as_str()) && sub.is_none_or(|s| get("SubState") == s.as_str());
                     if holds {
-                        // The state came with the unit's latest event (or, unlogged, now).
+                        // The state came with the unit's latest event (or, unlogged, now). The
+                        // journal follower may still be behind the state just read (a "Started"
+                        // line in flight): catch up first, so the story ends at that event and
+                        // not, by chance, before it.
+                        self.session.sync_journal().await?;
                         let last = self.session.watcher().events(&name, 0, 0).last().map(|e| e.at);
                         match last {
                             Some(at) => self.reach_event(at),
