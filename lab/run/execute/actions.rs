@@ -55,14 +55,15 @@ impl Run<'_> {
 
     pub(super) async fn settle(&mut self, unit: &UnitName, window: Duration, source: &WindowSource) -> StepResult {
         let name = self.name(unit).to_string();
-        // Counted from when systemd began the start job ("Starting ..."), which on a busy
-        // target can come well after the lab queued it; without such a line, from the request
-        // (or from now when the scenario never started the unit).
+        // Counted from when systemd began the start job ("Starting ...", or "Started ..." for a
+        // unit that logs no Starting line, as Type=simple on 252 does), which on a busy target
+        // can come well after the lab queued it; without such a line, from the request (or
+        // from now when the scenario never started the unit).
         let requested = self.starts.get(&name).copied().unwrap_or_else(monotonic_now_usec);
         let since = Duration::from_micros(requested);
         let began = self
             .evidence(&name, super::deadline_in(window), |ev| {
-                ev.iter().enumerate().find(|(_, e)| e.at >= since && matches!(e.kind, EventKind::Starting)).map(|(i, e)| (i, e.clone()))
+                ev.iter().enumerate().find(|(_, e)| e.at >= since && matches!(e.kind, EventKind::Starting | EventKind::Started)).map(|(i, e)| (i, e.clone()))
             })
             .await?;
         let from_usec = began.map_or(requested, |(_, e)| e.at.as_micros() as u64);

@@ -369,8 +369,19 @@ impl<'a> Run<'a> {
         let mine = self.entries(&units, false);
         if self.scenario.snapshot {
             let horizon = self.horizon_usec;
-            let story: Vec<JournalEntry> =
-                mine.iter().filter(|e| crate::observe::entry_monotonic_usec(e).is_none_or(|t| t <= horizon)).cloned().collect();
+            // What systemd says about one of the scenario's unit files while loading it carries
+            // the unit's name only once the unit exists: the first load's lines are unit-less.
+            // They belong to the story (deduplicated in `snapshot`, as reloads repeat them).
+            let files: Vec<String> = units.iter().map(|u| format!("/etc/systemd/system/{u}:")).collect();
+            let about_files = watcher.unitless(self.unitless_begin).into_iter().filter(|e| {
+                e.get("MESSAGE").and_then(|m| m.as_str()).is_some_and(|m| files.iter().any(|f| m.starts_with(f.as_str())))
+            });
+            let story: Vec<JournalEntry> = mine
+                .iter()
+                .cloned()
+                .chain(about_files)
+                .filter(|e| crate::observe::entry_monotonic_usec(e).is_none_or(|t| t <= horizon))
+                .collect();
             result.snapshot = Some(snapshot(&story));
         }
         for check in self.checks.iter_mut().filter(|c| !c.result.passed) {
