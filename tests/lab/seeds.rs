@@ -94,7 +94,10 @@ fn every_seed_replay_holds_with_its_measured_facts(#[case] suite: &str, #[case] 
     let every = scenario(&report, "seed000-sshd-every-death");
     let recover = timings(every, "time to recover");
     assert_eq!(recover.len(), 5, "five deaths, five recoveries: {recover:?}");
-    assert!(recover.iter().all(|t| (1.0..3.0).contains(t)), "each restart comes RestartSec=1s (+start-up) after the fault: {recover:?}");
+    // Never sooner than RestartSec after the fault; how much later depends on how fast the
+    // death is noticed on a loaded machine (a SIGKILL seen 2.1 s late here, once), so the
+    // RestartSec claim itself is the pacing below, on systemd's own clock: death -> started.
+    assert!(recover.iter().all(|t| *t >= 1.0), "no restart comes sooner than RestartSec=1s after the fault: {recover:?}");
     let mut paced = 0;
     let mut detect = None;
     for t in every["timings"].as_array().unwrap() {
