@@ -141,25 +141,51 @@ fn report() -> RunReport {
     RunReport::new(vec![restart_scenario(), watchdog_scenario()], ms(15_400))
 }
 
-/// `UNITLAB_CHROMIUM`, else the first of the usual names on PATH.
+/// `UNITLAB_CHROMIUM`, else the first of the usual names on PATH. On a machine without one,
+/// as root with apt (the README's fresh machine: Docker and root), Debian's chromium is
+/// installed once, as the lab installs debootstrap for its images; otherwise the test fails
+/// and says how to get it. `UNITLAB_NO_INSTALL=1` turns the installing off.
 fn chromium() -> PathBuf {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(find_or_install_chromium).clone().unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn find_chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("UNITLAB_CHROMIUM") {
-        return PathBuf::from(path);
+        return Some(PathBuf::from(path));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
+    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn find_or_install_chromium() -> Result<PathBuf, String> {
+    if let Some(found) = find_chromium() {
+        return Ok(found);
+    }
+    let how = "Install it: `sudo apt-get install chromium` (Debian/Ubuntu; CI does this in .ci/run),\n\
+               or point UNITLAB_CHROMIUM at a Chromium or Chrome binary.";
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let apt = std::path::Path::new("/usr/bin/apt-get").is_file();
+    if !root || !apt || std::env::var_os("UNITLAB_NO_INSTALL").is_some() {
+        return Err(format!("the HTML report test needs headless Chromium and found none on PATH.\n{how}"));
+    }
+    eprintln!("report_html: no Chromium on PATH; installing Debian's chromium with apt-get (once, as root; UNITLAB_NO_INSTALL=1 prevents this)");
+    for args in [&["update", "-q"][..], &["install", "-y", "-q", "--no-install-recommends", "chromium"][..]] {
+        let status = std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("start apt-get {}: {e}\n{how}", args.join(" ")))?;
+        if !status.success() {
+            return Err(format!("apt-get {} failed ({status}) while installing Chromium for the HTML report test.\n{how}", args.join(" ")));
         }
     }
-    panic!(
-        "the HTML report test needs headless Chromium and found none on PATH.\n\
-         Install it: `sudo apt-get install chromium` (Debian/Ubuntu; CI does this in .ci/run),\n\
-         or point UNITLAB_CHROMIUM at a Chromium or Chrome binary."
-    )
+    find_chromium().ok_or_else(|| format!("apt-get installed chromium but it is not on PATH.\n{how}"))
 }
 
 /// Run Chromium headless on `page` with extra arguments; its stdout. Fails after two minutes
