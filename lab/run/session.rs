@@ -89,8 +89,13 @@ impl Session {
     pub async fn open(target: Target) -> Result<Session, TargetError> {
         let target = Arc::new(target);
         let watcher = Arc::new(Watcher::start(&target).await?);
-        // No address (another network mode): every probe then goes through the target.
-        let address = target.ip_address().await.ok().and_then(|a| a.parse().ok());
+        // No address (another network mode), or an engine on another host (its container
+        // network is not reachable from here): every probe then goes through the target.
+        let address = if target.engine().info().local {
+            target.ip_address().await.ok().and_then(|a| a.parse().ok())
+        } else {
+            None
+        };
         let pausing = Arc::new(AtomicBool::new(false));
         let monitor = tokio::spawn(monitor(target.clone(), watcher.clone(), pausing.clone()));
         Ok(Session {

@@ -61,6 +61,25 @@ pub struct EngineInfo {
     pub cgroup_version: CgroupVersion,
     pub cgroup_driver: String,
     pub storage_driver: String,
+    /// The engine runs on this host (a UNIX socket, or TCP to a loopback address), so its
+    /// containers' addresses are reachable from the lab.
+    pub local: bool,
+}
+
+/// Whether `DOCKER_HOST`-style `endpoint` is an engine on this host.
+pub fn endpoint_is_local(endpoint: &str) -> bool {
+    if endpoint.starts_with("unix://") {
+        return true;
+    }
+    let Some(rest) = endpoint.strip_prefix("tcp://").or_else(|| endpoint.strip_prefix("http://")) else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A connected, version-negotiated engine. Cheap to clone (bollard's client is shared).
@@ -96,8 +115,17 @@ impl Engine {
     /// Connect to the local engine (DOCKER_HOST respected), negotiate the API version (the
     /// engines here speak 1.41, older than bollard's default) and read the engine facts.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })?;
+        // DOCKER_HOST decides: unix:// or tcp:// (http://). ssh:// is not built in: forward
+        // the remote socket instead, which also keeps the engine's API off the network.
+        let docker = Docker::connect_with_defaults().map_err(|e| {
+            let reason = if endpoint().starts_with("ssh://") {
+                "ssh:// engines are not supported; forward the engine's socket with                  `ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST` and set DOCKER_HOST=unix:///tmp/docker.sock"
+                    .to_string()
+            } else {
+                e.to_string()
+            };
+            EngineError::Unreachable { endpoint: endpoint(), reason }
+        })?;
         let docker = within("version negotiation", CONNECT_DEADLINE, docker.negotiate_version()).await?;
         let version = within("GET /version", CONNECT_DEADLINE, docker.version()).await?;
         let info = within("GET /info", CONNECT_DEADLINE, docker.info()).await?;
@@ -112,6 +140,7 @@ impl Engine {
             cgroup_version,
             cgroup_driver: info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default(),
             storage_driver: info.driver.unwrap_or_default(),
+            local: endpoint_is_local(&endpoint()),
         };
         Ok(Engine { docker, info })
     }
@@ -122,5 +151,20 @@ impl Engine {
 
     pub fn info(&self) -> &EngineInfo {
         &self.info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_is_local;
+
+    #[test]
+    fn local_endpoints_are_sockets_and_loopback_tcp() {
+        for local in ["unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "tcp://localhost:2375", "http://[::1]:2375", "tcp://127.0.0.2:1"] {
+            assert!(endpoint_is_local(local), "{local}");
+        }
+        for remote in ["tcp://10.0.0.5:2375", "tcp://builder.example:2376", "ssh://me@host", "npipe:////./pipe/docker_engine", ""] {
+            assert!(!endpoint_is_local(remote), "{remote}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 mod bin;
 mod lifecycle;
 mod pingers;
+mod remote;
 mod reliability;
 mod scenarios;
 mod seeds;

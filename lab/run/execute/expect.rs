@@ -76,7 +76,11 @@ impl Run<'_> {
             Expectation::Http { port, path, expect, timeout } => {
                 let got = self.get(*port, path, *timeout).await?;
                 let unit = self.names.values().next().cloned();
-                self.check(step, unit.as_deref(), judge::probe(*port, path, *expect, *timeout, &got));
+                let mut verdict = judge::probe(*port, path, *expect, *timeout, &got);
+                // Which way the request went (from the lab, or curl inside the target) is part
+                // of what was observed: a refused answer means different things on each.
+                verdict.observed = format!("{} ({})", verdict.observed, self.route(*port).describe());
+                self.check(step, unit.as_deref(), verdict);
             }
             Expectation::RestartedWithin { unit, within, since_step } => {
                 let name = self.name(unit).to_string();
