@@ -16,7 +16,7 @@ use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::target::engine::{CgroupVersion, Engine, EngineError};
+use crate::target::engine::{Engine, EngineError};
 use crate::observe::JournalEntry;
 use crate::systemd::ManagerSettings;
 use crate::target::image::ImageRef;
@@ -133,28 +133,39 @@ fn sanitize(word: &str) -> String {
     if s.is_empty() { "target".into() } else { s }
 }
 
-/// The container configuration that boots systemd without `--privileged`: see
-/// ../shared/reference/systemd.md for why each piece is needed.
-fn host_config(cgroup: CgroupVersion, keep: bool) -> HostConfig {
+/// A target's ceiling on processes: a fork bomb in a scenario stops here, not at the host's.
+pub const PIDS_LIMIT: i64 = 1024;
+/// A target's ceiling on memory (no swap beyond it): ample for systemd and a few services.
+pub const MEMORY_LIMIT: i64 = 512 * 1024 * 1024;
+
+/// The container configuration that boots systemd without `--privileged`, as tightly as
+/// systemd allows (see README "Targets" and tests/lab/isolation.rs, which tries the escapes):
+///
+/// - a private cgroup namespace on both cgroup versions, and on v1 a tmpfs at /sys/fs/cgroup
+///   in place of the engine's read-only cgroup mounts: systemd mounts the hierarchies itself,
+///   and inside the namespace they begin at the container's own cgroup. Nothing of the host's
+///   tree is visible (no other container's freezer.state, no release_agent, which only the
+///   hierarchy's real root has). Binding the host's /sys/fs/cgroup read-write, as targets did
+///   before, exposed all of it;
+/// - CAP_SYS_ADMIN added (systemd mounts its API filesystems and cgroups) but the engine's
+///   default seccomp profile and AppArmor profile kept;
+/// - limits on processes and memory.
+fn host_config(keep: bool) -> HostConfig {
     let tmpfs = HashMap::from([
         ("/run".to_string(), "rw,nosuid,nodev,mode=755".to_string()),
         ("/run/lock".to_string(), "rw,nosuid,nodev,noexec".to_string()),
         ("/tmp".to_string(), "rw,nosuid,nodev".to_string()),
+        // Replaces the engine's read-only cgroup mounts (a mount the user gives wins over the
+        // engine's own at the same place); systemd mounts what it needs under it.
+        ("/sys/fs/cgroup".to_string(), "rw,nosuid,nodev,noexec,mode=755".to_string()),
     ]);
-    let (binds, cgroupns) = match cgroup {
-        // v1 (hybrid) hosts: systemd needs the named hierarchies writable; it finds its own
-        // subtree through /proc/self/cgroup.
-        CgroupVersion::V1 => (Some(vec!["/sys/fs/cgroup:/sys/fs/cgroup:rw".to_string()]), HostConfigCgroupnsModeEnum::HOST),
-        // v2 hosts: a private cgroup namespace makes the container's subtree look like a root,
-        // which is what systemd expects as PID 1. Not verified on this workplace (v1 hosts).
-        CgroupVersion::V2 => (None, HostConfigCgroupnsModeEnum::PRIVATE),
-    };
     HostConfig {
         cap_add: Some(vec!["SYS_ADMIN".into()]),
-        security_opt: Some(vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]),
         tmpfs: Some(tmpfs),
-        binds,
-        cgroupns_mode: Some(cgroupns),
+        cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+        pids_limit: Some(PIDS_LIMIT),
+        memory: Some(MEMORY_LIMIT),
+        memory_swap: Some(MEMORY_LIMIT),
         // The engine deletes the container as soon as PID 1 exits: this is what turns the
         // tether's poweroff into a removal even when the lab process is gone.
         auto_remove: Some(!keep),
@@ -184,7 +195,7 @@ impl Target {
             labels: Some(reaper::labels(opts.keep)),
             stop_signal: Some("SIGRTMIN+3".into()),
             cmd: Some(vec!["/sbin/init".into()]),
-            host_config: Some(host_config(engine.info().cgroup_version, opts.keep)),
+            host_config: Some(host_config(opts.keep)),
             ..Default::default()
         };
         let created = docker
@@ -698,14 +709,17 @@ mod tests {
     }
 
     #[test]
-    fn v1_hosts_bind_the_cgroup_tree_and_v2_hosts_get_a_private_namespace() {
-        let v1 = host_config(CgroupVersion::V1, false);
-        assert_eq!(v1.binds.unwrap(), vec!["/sys/fs/cgroup:/sys/fs/cgroup:rw"]);
-        assert_eq!(v1.auto_remove, Some(true));
-        let v2 = host_config(CgroupVersion::V2, true);
-        assert_eq!(v2.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
-        assert_eq!(v2.auto_remove, Some(false), "a kept target must survive its PID 1 exiting");
-        assert!(v1.privileged.is_none(), "never --privileged: it fails on these hosts");
-        assert_eq!(v1.sysctls.unwrap()["net.unix.max_dgram_qlen"], "512", "or PID 1's log lines get dropped");
+    fn targets_get_a_private_cgroup_namespace_limits_and_no_host_binds() {
+        let c = host_config(false);
+        assert_eq!(c.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert!(c.binds.is_none(), "nothing of the host is bound into a target");
+        assert!(c.tmpfs.as_ref().unwrap().contains_key("/sys/fs/cgroup"), "systemd mounts its own hierarchies");
+        assert!(c.security_opt.is_none(), "the engine's default seccomp and AppArmor profiles stay on");
+        assert_eq!(c.cap_add.as_deref(), Some(&["SYS_ADMIN".to_string()][..]));
+        assert_eq!((c.pids_limit, c.memory, c.memory_swap), (Some(PIDS_LIMIT), Some(MEMORY_LIMIT), Some(MEMORY_LIMIT)));
+        assert_eq!(c.auto_remove, Some(true));
+        assert_eq!(host_config(true).auto_remove, Some(false), "a kept target must survive its PID 1 exiting");
+        assert!(c.privileged.is_none(), "never --privileged: it fails on these hosts");
+        assert_eq!(c.sysctls.unwrap()["net.unix.max_dgram_qlen"], "512", "or PID 1's log lines get dropped");
     }
 }

@@ -62,10 +62,13 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
     };
     let i = engine.info();
     checks.push(match i.cgroup_version {
-        CgroupVersion::V1 => Check::ok("cgroup", format!("cgroup v1 ({} driver): targets bind /sys/fs/cgroup", i.cgroup_driver)),
+        CgroupVersion::V1 => Check::ok(
+            "cgroup",
+            format!("cgroup v1 ({} driver): targets get a private cgroup namespace and mount their own hierarchies", i.cgroup_driver),
+        ),
         CgroupVersion::V2 => Check::warn(
             "cgroup",
-            "cgroup v2: targets use a private cgroup namespace; this layout is not verified on this workplace's hosts",
+            "cgroup v2: targets use a private cgroup namespace; this layout is not verified on this workplace's hosts (v1)",
             "if a test boot below fails, report the target's `journalctl -b` output",
         ),
     });

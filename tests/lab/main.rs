@@ -5,6 +5,7 @@
 
 #[path = "../common/bin.rs"]
 mod bin;
+mod isolation;
 mod lifecycle;
 mod pingers;
 mod remote;

@@ -147,7 +147,10 @@ fn every_seed_replay_holds_with_its_measured_facts(#[case] suite: &str, #[case] 
     // 3. The sidecar.
     let side = scenario(&report, "seed001-sidecar-random-hang");
     let (d, rec) = (timings(side, "time to detect"), timings(side, "time to recover"));
-    assert!((1.5..5.0).contains(&d[0]), "WatchdogSec=5 minus one 2.5s poll after the hang: {d:?}");
+    // The kill comes WatchdogSec=5 after the last ping, which came before the hang: at most 5s
+    // after it, less by however long before the hang the last poll was (one 2.5s interval plus
+    // the poll's own time, which grows with the machine's load).
+    assert!((0.0..=5.0).contains(&d[0]), "at most WatchdogSec=5 after the hang: {d:?}");
     assert!(rec[0] > d[0] && rec[0] < 9.0, "{rec:?}");
     assert!(kinds(side, "buggy", "watchdog-timeout").len() >= 2, "each hang ends in a watchdog kill");
     assert_eq!(kinds(side, "norestart", "watchdog-timeout").len(), 1);

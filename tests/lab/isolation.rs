@@ -1,0 +1,58 @@
+//! A target is not a door to the host (issue 13). Each test tries, from inside a booted
+//! target as root, an escape that worked when targets had the host's /sys/fs/cgroup bound
+//! read-write, host cgroup namespace, no seccomp and no limits, and asserts it fails now.
+
+use unitlab::Suite;
+
+/// Run a shell line in the target as root; (exit code, stdout + stderr).
+async fn sh(target: &unitlab::Target, line: &str) -> (i64, String) {
+    let out = target.exec(&["sh", "-c", line]).await.unwrap();
+    (out.exit_code, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[tokio::test]
+async fn a_target_sees_only_its_own_cgroups_and_no_release_agent() {
+    let (_e1, a) = crate::support::boot(Suite::Bookworm, "isolation-a").await;
+    let (_e2, b) = crate::support::boot(Suite::Bookworm, "isolation-b").await;
+
+    // Every hierarchy's visible root is the target's own cgroup.
+    let (_, cgroups) = sh(&a, "cat /proc/1/cgroup").await;
+    for line in cgroups.lines() {
+        assert!(line.ends_with(":/") || line.ends_with(":/init.scope"), "PID 1 must be at its namespace's root, got {line:?}");
+    }
+    // release_agent (cgroup v1's run-this-on-the-host hook) exists only in a hierarchy's real
+    // root; not in anything the target can mount or reach.
+    let (_, found) = sh(&a, "find /sys/fs/cgroup -maxdepth 2 -name release_agent 2>/dev/null | head -5").await;
+    assert_eq!(found.trim(), "", "release_agent visible in the target");
+    let (code, out) = sh(&a, "mkdir -p /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg && ls /tmp/cg").await;
+    assert!(code != 0 || !out.contains("release_agent"), "a fresh mount of the memory hierarchy reached its real root:\n{out}");
+
+    // The other target's cgroups are nowhere in this one (it froze its neighbour before by
+    // writing the neighbour's freezer.state).
+    let (_, hits) = sh(&a, &format!("grep -rl {} /sys/fs/cgroup 2>/dev/null | head -3; find /sys/fs/cgroup -name '*{}*' | head -3", b.id(), &b.id()[..12])).await;
+    assert_eq!(hits.trim(), "", "the neighbour's cgroups are visible");
+    let (code, _) = sh(&a, "test -e /sys/fs/cgroup/freezer/docker").await;
+    assert_ne!(code, 0, "the host's docker cgroup tree is visible");
+    a.teardown().await.unwrap();
+    b.teardown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_target_is_limited_and_filtered() {
+    let (_engine, t) = crate::support::boot(Suite::Trixie, "isolation-limits").await;
+    let (_, pids) = sh(&t, "cat /sys/fs/cgroup/pids/pids.max").await;
+    assert_eq!(pids.trim(), unitlab::target::container::PIDS_LIMIT.to_string(), "process limit");
+    let (_, mem) = sh(&t, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes").await;
+    assert_eq!(mem.trim(), unitlab::target::container::MEMORY_LIMIT.to_string(), "memory limit");
+    // The engine's default seccomp filter is on (mode 2), for PID 1 and what it starts.
+    let (_, status) = sh(&t, "grep '^Seccomp:' /proc/1/status").await;
+    assert_eq!(status.split_whitespace().nth(1), Some("2"), "seccomp: {status}");
+    // A fork bomb stops at the target's limit: more processes than the limit cannot exist.
+    let (_, out) = sh(&t, "i=0; while [ $i -lt 1100 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; n=$(pgrep -c sleep); pkill sleep; echo $n").await;
+    let n: i64 = out.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("pgrep count: {out}"));
+    assert!(n < unitlab::target::container::PIDS_LIMIT, "{n} sleeps started under a limit of {}", unitlab::target::container::PIDS_LIMIT);
+    // Still a working systemd: a unit starts and stops.
+    let (code, out) = sh(&t, "systemd-run --wait --quiet true && systemctl is-system-running").await;
+    assert_eq!((code, out.trim()), (0, "running"));
+    t.teardown().await.unwrap();
+}
