@@ -33,7 +33,7 @@ async fn forward_engine(ip: IpAddr) -> (SocketAddr, tokio::task::JoinHandle<()>)
 /// This host's address on its default route (no packet is sent: a UDP connect only picks it).
 fn non_loopback_address() -> IpAddr {
     let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
-    probe.connect((Ipv4Addr::new(192, 0, 2, 255), 9)).expect("a default route to pick an address from");
+    probe.connect((Ipv4Addr::new(203, 0, 113, 1), 9)).expect("a default route to pick an address from");
     let ip = probe.local_addr().unwrap().ip();
     assert!(!ip.is_loopback() && !ip.is_unspecified(), "this host needs a non-loopback address for the test, got {ip}");
     ip
