@@ -21,7 +21,7 @@ use super::{Failure, EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE};
 pub async fn dispatch(command: Command) -> Result<i32, Failure> {
     match command {
         Command::Run { paths, suite, jobs, partition, keep, report } => {
-            let opts = RunOptions { jobs: jobs.map(usize::from), keep, suites: suites(suite, &[]), partition };
+            let opts = RunOptions { jobs: Some(jobs.map_or_else(unitlab::run::default_jobs, usize::from)), keep, suites: suites(suite, &[]), partition };
             run_scenarios(&paths, opts, &report).await
         }
         Command::Matrix { table, suite, report, keep, emit } => {
