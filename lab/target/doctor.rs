@@ -72,6 +72,12 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
             "if a test boot below fails, report the target's `journalctl -b` output",
         ),
     });
+    if i.cgroup_version == CgroupVersion::V1 && i.local {
+        checks.push(unjoined_hierarchies_check(
+            &std::fs::read_to_string("/proc/cgroups").unwrap_or_default(),
+            &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        ));
+    }
     let present = image::present_images(&engine).await.unwrap_or_default();
     let mut bootable = Vec::new();
     for suite in suites {
@@ -127,4 +133,55 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
 fn short(id: &str) -> &str {
     let id = id.trim_start_matches("sha256:");
     &id[..id.len().min(12)]
+}
+
+/// A cgroup v1 hierarchy that exists but is mounted nowhere on the host is one the engine does
+/// not place containers in: a target sits at its real root and, with CAP_SYS_ADMIN, can mount
+/// it and write its release_agent (a command the kernel runs on the host). Targets cannot
+/// create hierarchies (they are in a private cgroup namespace), but a less confined process
+/// on the host can (seen here: an older lab's targets, with the host's cgroup namespace).
+fn unjoined_hierarchies_check(proc_cgroups: &str, mountinfo: &str) -> Check {
+    let mounted: Vec<&str> = mountinfo
+        .lines()
+        .filter(|l| l.contains(" - cgroup "))
+        .flat_map(|l| l.rsplit(' ').next().unwrap_or("").split(','))
+        .collect();
+    let unjoined: Vec<&str> = proc_cgroups
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1] != "0" && !mounted.contains(&f[0])).then_some(f[0])
+        })
+        .collect();
+    if unjoined.is_empty() {
+        Check::ok("cgroup roots", "every cgroup v1 hierarchy is mounted on the host, so targets sit below its root")
+    } else {
+        Check::fail(
+            "cgroup roots",
+            format!(
+                "cgroup v1 hierarchies exist that the host does not mount ({}): a target would sit at their root and could write release_agent",
+                unjoined.join(", ")
+            ),
+            "find and stop what created them (a container with the host's cgroup namespace), or mount them under /sys/fs/cgroup so the engine places containers below their root",
+        )
+    }
+}
+
+#[cfg(test)]
+mod unjoined_tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory\n\
+                             31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+
+    #[test]
+    fn an_existing_hierarchy_the_host_does_not_mount_fails_the_check() {
+        let clean = "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t4\t35\t1\ncpu\t2\t1\t1\ncpuacct\t2\t1\t1\nhugetlb\t0\t1\t1\n";
+        assert_eq!(unjoined_hierarchies_check(clean, MOUNTINFO).status, Status::Ok, "hierarchy 0: not attached, nothing to reach");
+        let dirty = format!("{clean}perf_event\t587\t2\t1\n");
+        let c = unjoined_hierarchies_check(&dirty, MOUNTINFO);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("perf_event"), "{}", c.detail);
+    }
 }

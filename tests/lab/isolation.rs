@@ -47,6 +47,20 @@ async fn a_target_is_limited_and_filtered() {
     // The engine's default seccomp filter is on (mode 2), for PID 1 and what it starts.
     let (_, status) = sh(&t, "grep '^Seccomp:' /proc/1/status").await;
     assert_eq!(status.split_whitespace().nth(1), Some("2"), "seccomp: {status}");
+    // Capabilities: exactly the measured set (CapBnd of PID 1).
+    let (_, bnd) = sh(&t, "grep '^CapBnd:' /proc/1/status").await;
+    let mask = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let bit = |name: &str| -> u64 {
+        let n = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
+            "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
+            "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN"]
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        1 << n
+    };
+    let want = unitlab::target::container::CAPABILITIES.iter().fold(0, |m, c| m | bit(c));
+    assert_eq!(mask, want, "CapBnd {bnd}");
     // A fork bomb stops at the target's limit: 1100 sleeps asked for in a transient unit
     // without systemd's own TasksMax= (which would stop it first, at 15% of the limit), and
     // dash reports the forks the limit refused ("can't fork" / "Cannot fork"). Once the sleeps
