@@ -6,6 +6,7 @@
 #[path = "../common/bin.rs"]
 mod bin;
 mod lifecycle;
+mod own_service;
 mod pingers;
 mod reliability;
 mod scenarios;
