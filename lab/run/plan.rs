@@ -119,6 +119,22 @@ port = 8181
     }
 
     #[test]
+    fn units_from_files_keep_their_names_and_claim_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("units")).unwrap();
+        std::fs::write(dir.path().join("units/app.service"), "[Service]\nExecStart=/bin/sleep 9\n").unwrap();
+        let path = dir.path().join("t.toml");
+        let text = "name = \"a\"\n[[units]]\nfile = \"units/app.service\"\n[[units]]\nname = \"web\"\nexec = [\"/bin/true\"]\n[units.Unit]\nAfter = \"app.service\"\n[[steps]]\ndo = \"start\"\nunit = \"web\"\n";
+        std::fs::write(&path, text).unwrap();
+        let s = crate::scenario::load_file(&path).unwrap_or_else(|d| panic!("{d:?}")).0;
+        assert_eq!(unit_name(&s, &s.units()[0].name), "app.service");
+        assert_eq!(unit_name(&s, &s.units()[1].name), "a.web.service");
+        assert!(claims(&s).contains(&Claim::Unit("app.service".into())));
+        let installs = s.unit_installs(|n| unit_name(&s, n));
+        assert!(installs[1].text.contains("After=app.service\n"), "a reference to a unit from a file is not renamed: {}", installs[1].text);
+    }
+
+    #[test]
     fn a_pause_claims_the_whole_target() {
         let s = load(&WEB.replace("do = \"probe\"\nport = 8181", "do = \"pause\"\nduration = \"1s\""));
         let c = claims(&s);

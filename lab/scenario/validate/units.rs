@@ -579,6 +579,80 @@ mod tests {
         assert!(unit_name("web.socket").unwrap_err().contains("services only"));
         assert!(unit_name("").is_err());
         assert!(unit_name(&"a".repeat(250)).unwrap_err().contains("255"));
+        assert!(unit_name("app.socket").unwrap_err().contains("install other types with `file`"));
+        assert_eq!(any_unit_name("app.socket").unwrap().as_str(), "app.socket");
+        assert_eq!(any_unit_name("nginx").unwrap().as_str(), "nginx.service");
+        assert!(any_unit_name("data.mount").unwrap_err().contains(".mount unit"));
+        assert!(any_unit_name("bad name.timer").is_err());
+    }
+
+    /// A scenario file in a fresh directory with the given files beside it.
+    fn scenario_with(files: &[(&str, &str)], toml: &str) -> (tempfile::TempDir, Result<(Scenario, Vec<crate::scenario::Diagnostic>), Vec<crate::scenario::Diagnostic>>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, toml).unwrap();
+        let loaded = crate::scenario::load_file(&path);
+        (dir, loaded)
+    }
+
+    const SOCKET: &str = "[Socket]\nListenStream=127.0.0.1:8089\n";
+    const SERVICE: &str = "[Service]\nType=notify\nRestart=on-failure\nRestartSec=2s\nExecStart=/usr/local/bin/buggy-server --listen 0.0.0.0:8089\n";
+
+    #[test]
+    fn unit_files_are_kept_verbatim_under_their_own_names() {
+        let toml = "name = \"s\"\n[[units]]\nfile = \"units/app.socket\"\n[[units]]\nfile = \"units/app.service\"\n[[steps]]\ndo = \"start\"\nunit = \"app.socket\"\n[[steps]]\ndo = \"expect-no-restart\"\nunit = \"app\"\n";
+        let (_dir, loaded) = scenario_with(&[("units/app.socket", SOCKET), ("units/app.service", SERVICE)], toml);
+        let (s, warnings) = loaded.unwrap_or_else(|d| panic!("{d:?}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (socket, service) = (&s.units()[0], &s.units()[1]);
+        assert_eq!(socket.name.as_str(), "app.socket");
+        assert!(matches!(&socket.origin, UnitOrigin::File { text, .. } if text == SOCKET));
+        assert_eq!((service.service_type, service.restart), (ServiceType::Notify, RestartPolicy::OnFailure));
+        assert_eq!(service.exec[2], "0.0.0.0:8089", "ExecStart's words, for the port the unit claims");
+        assert_eq!(service.file.service_value("RestartSec"), Some("2s"), "the derived windows read the file's timers");
+        let installs = s.unit_installs(|n| format!("s.{n}"));
+        let got: Vec<(&str, &str, &str)> = installs.iter().map(|i| (i.unit.as_str(), i.path.as_str(), i.text.as_str())).collect();
+        assert_eq!(got, [("app.socket", "/etc/systemd/system/app.socket", SOCKET), ("app.service", "/etc/systemd/system/app.service", SERVICE)]);
+        assert!(!s.needs_pristine_target(), "units from files share targets, by claim");
+    }
+
+    #[test]
+    fn a_named_unit_gets_a_drop_in_and_a_target_of_its_own() {
+        let toml = "name = \"s\"\n[[units]]\nname = \"nginx\"\n[units.Service]\nRestart = \"on-failure\"\nExecStart = [\"\", \"/usr/sbin/nginx -g 'daemon off;'\"]\n[[units]]\nname = \"ssh.socket\"\n[[steps]]\ndo = \"start\"\nunit = \"nginx\"\n";
+        let (_dir, loaded) = scenario_with(&[], toml);
+        let (s, _) = loaded.unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(s.units()[0].origin, UnitOrigin::Installed);
+        assert_eq!(s.units()[0].restart, RestartPolicy::OnFailure);
+        assert!(s.needs_pristine_target(), "an installed unit cannot be renamed apart from other scenarios");
+        let installs = s.unit_installs(|n| format!("s.{n}"));
+        assert_eq!(installs.len(), 1, "ssh.socket has no table: nothing to write");
+        assert_eq!(installs[0].path, "/etc/systemd/system/nginx.service.d/unitlab.conf");
+        assert_eq!(installs[0].text, "[Service]\nRestart=on-failure\nExecStart=\nExecStart=/usr/sbin/nginx -g 'daemon off;'\n");
+    }
+
+    #[test]
+    fn file_sources_are_read_at_validation() {
+        use std::os::unix::fs::PermissionsExt;
+        let toml = "name = \"s\"\n[[files]]\npath = \"/opt/app\"\nsource = \"bin\"\n[[files]]\npath = \"/usr/local/bin/one\"\nsource = \"bin/run\"\nmode = 0o700\n[[units]]\nname = \"web\"\nexec = [\"/opt/app/run\"]\n[[steps]]\ndo = \"start\"\nunit = \"web\"\n";
+        let (dir, _) = scenario_with(&[("bin/run", "#!/bin/sh\n"), ("bin/etc/conf", "a=1\n")], "");
+        std::fs::set_permissions(dir.path().join("bin/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, toml).unwrap();
+        let (s, _) = crate::scenario::load_file(&path).unwrap_or_else(|d| panic!("{d:?}"));
+        let got: Vec<(String, &[u8], u32)> = s.files.iter().map(|f| (f.path.display().to_string(), f.content.as_slice(), f.mode)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/opt/app/etc/conf".to_string(), &b"a=1\n"[..], 0o644),
+                ("/opt/app/run".to_string(), &b"#!/bin/sh\n"[..], 0o755),
+                ("/usr/local/bin/one".to_string(), &b"#!/bin/sh\n"[..], 0o700),
+            ]
+        );
     }
 
 }
