@@ -249,6 +249,7 @@ pub struct RawScenario {
     pub allow_unknown_directives: Option<Spanned<bool>>,
     pub allow_invalid_values: Option<Spanned<bool>>,
     pub manager: Option<Spanned<Section>>,
+    pub packages: Option<Spanned<Vec<Spanned<String>>>>,
     /// `(span of the entry, entry)`; entries that failed to deserialise are left out (their
     /// diagnostics are reported).
     pub files: Vec<(Range<usize>, RawFile)>,
@@ -266,7 +267,7 @@ pub struct RawScenario {
 /// Every top-level key, as written in TOML.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "name", "description", "suites", "shared_target", "snapshot", "allow_unknown_directives",
-    "allow_invalid_values", "manager", "files", "units", "steps",
+    "allow_invalid_values", "manager", "packages", "files", "units", "steps",
 ];
 
 /// Parse `source` into a [`RawScenario`], collecting every syntax and shape error. `None` when
@@ -301,6 +302,7 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
             "allow_unknown_directives" => raw.allow_unknown_directives = one(map, value, &mut diags),
             "allow_invalid_values" => raw.allow_invalid_values = one(map, value, &mut diags),
             "manager" => raw.manager = one(map, value, &mut diags),
+            "packages" => raw.packages = one(map, value, &mut diags),
             "files" => raw.files = each(map, "files", value, &mut diags),
             "units" => {
                 if let DeValue::Array(items) = value.get_ref() {

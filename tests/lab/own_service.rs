@@ -177,3 +177,64 @@ fn a_named_unit_that_is_not_on_the_target_is_an_error_naming_it(#[case] suite: &
     assert!(error.contains(&format!("unit own-no-such-unit.service is not on the {suite} target")), "{error}");
     assert!(results[0]["checks"].as_array().unwrap().is_empty(), "no step ran: {}", results[0]["checks"]);
 }
+
+const HELLO: &str = r#"
+name = "own-packages"
+description = "GNU hello from Debian's archive, run as a service"
+packages = ["hello"]
+
+[[units]]
+name = "greet"
+exec = ["/usr/bin/hello", "--greeting=hello from a package"]
+
+[units.Service]
+Type = "oneshot"
+
+[[steps]]
+do = "start"
+unit = "greet"
+
+[[steps]]
+do = "expect-journal"
+unit = "greet"
+contains = "hello from a package"
+"#;
+
+/// `packages`: the derived image is built once (apt in a build on the suite's image), then
+/// found again by its inputs hash in under a second; the scenario runs the package's program;
+/// an unknown package is an error naming it and the suite.
+#[rstest]
+#[case::bookworm(unitlab::Suite::Bookworm)]
+#[case::trixie(unitlab::Suite::Trixie)]
+#[tokio::test]
+async fn packages_make_a_derived_image_reused_by_hash(#[case] suite: unitlab::Suite) {
+    use unitlab::target::packages::{ensure_packages_image, PackagesError};
+    let base = crate::support::image(suite).await;
+    let engine = crate::support::engine().await;
+    let hello = vec!["hello".to_string()];
+    let built = ensure_packages_image(&engine, &base, &hello, &unitlab::progress::Lines).await.unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let again = ensure_packages_image(&engine, &base, &hello, &unitlab::progress::Lines).await.unwrap();
+    let reuse = started.elapsed();
+    println!("{suite}: packages image {} reused in {:.3} s", again.tag, reuse.as_secs_f64());
+    assert!(again.reused && again.id == built.id, "the second call finds the first one's image");
+    assert!(reuse < std::time::Duration::from_secs(1), "reused in {reuse:?}");
+    assert!(again.tag.starts_with(&format!("unitlab-packages:{suite}-")), "{}", again.tag);
+
+    let unknown = vec!["hello".to_string(), "unitlab-no-such-package".to_string()];
+    match ensure_packages_image(&engine, &base, &unknown, &unitlab::progress::Silent).await {
+        Err(e @ PackagesError::Unknown { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("`unitlab-no-such-package`") && text.contains(&format!("{suite}'s archive")), "{text}");
+        }
+        other => panic!("expected an unknown package error, got {other:?}"),
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("own-packages.toml");
+    std::fs::write(&scenario, HELLO).unwrap();
+    let out = unitlab(&["run", scenario.to_str().unwrap(), "--suite", suite.name(), "--format", "json"], None);
+    let results = results(&out);
+    assert_eq!(out.status.code(), Some(0), "{:#?}\nstderr:\n{}", results, text(&out.stderr));
+    assert_eq!(results[0]["outcome"], "pass");
+}

@@ -43,6 +43,9 @@ pub struct Scenario {
     pub snapshot: bool,
     /// `[manager]`: system.conf `[Manager]` overrides.
     pub manager: ManagerSettings,
+    /// `packages`: Debian packages installed into an image derived from the suite's target
+    /// image, sorted (the order apt is given them in does not matter).
+    pub packages: Vec<String>,
     /// `[[files]]`: files written into the target before the units are installed.
     pub files: Vec<ExtraFile>,
     pub(crate) units: Vec<UnitSpec>,
@@ -63,13 +66,14 @@ impl Scenario {
         self.units.iter().find(|u| &u.name == name)
     }
 
-    /// True when the scenario asked for a target of its own (`shared_target = false`), or
-    /// acts on a unit already on the target (`[[units]]` with only `name`): such a unit cannot
+    /// True when the scenario asked for a target of its own (`shared_target = false`), needs
+    /// packages (its target boots from an image with them), or acts on a unit already on the
+    /// target (`[[units]]` with only `name`): such a unit cannot
     /// be renamed per scenario, and its drop-in, start and faults would reach every other
     /// scenario using it. `[manager]` settings do not: targets are shared among scenarios with
     /// the same settings, each booted with them.
     pub fn needs_pristine_target(&self) -> bool {
-        !self.shared_target || self.units.iter().any(|u| u.origin == UnitOrigin::Installed)
+        !self.shared_target || self.units.iter().any(|u| u.origin == UnitOrigin::Installed) || !self.packages.is_empty()
     }
 
     /// What installing the scenario's units writes, with rendered units named by `rename` (the

@@ -235,6 +235,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
     };
 
     let manager = check_manager(&mut c, raw.manager.as_ref());
+    let packages = check_packages(&mut c, raw.packages.as_ref());
     let files = check_files(&mut c, &raw.files);
     let units = units::check_units(&mut c, &raw.units, &suites);
     let steps = steps::check_steps(&mut c, &raw, &units, &manager);
@@ -252,6 +253,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
         snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),
         manager,
+        packages,
         files,
         units: units.into_iter().map(|(_, u)| u).collect(),
         steps,
@@ -330,6 +332,32 @@ pub(super) fn check_target_path(text: &str) -> Result<PathBuf, String> {
         return Err("file path `/` is the root directory".to_string());
     }
     Ok(path)
+}
+
+/// `packages`: names as Debian policy allows them (lower case letters, digits, `+`, `-`, `.`;
+/// at least two characters, starting with a letter or digit), so that each reaches apt as one
+/// word; each once. Whether the suite has the package is apt's answer, at image build.
+fn check_packages(c: &mut Checker<'_>, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+    let Some(list) = list else { return Vec::new() };
+    if list.as_ref().is_empty() {
+        c.error(list.span(), "`packages` is empty", "leave `packages` out, or name the Debian packages to install (\"nginx\")");
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in list.as_ref() {
+        let name = p.as_ref();
+        let ok = name.len() >= 2
+            && name.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "+-.".contains(ch));
+        if !ok {
+            c.error(p.span(), format!("`{name}` is not a Debian package name"), "package names are lower case letters, digits, `+`, `-` and `.`, at least two characters (e.g. \"openssh-server\"); no versions or options");
+        } else if out.iter().any(|o| o == name) {
+            c.error(p.span(), format!("package `{name}` is listed twice"), "name each package once");
+        } else {
+            out.push(name.clone());
+        }
+    }
+    out.sort();
+    out
 }
 
 fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> ManagerSettings {
