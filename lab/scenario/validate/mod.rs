@@ -241,7 +241,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
     let steps = steps::check_steps(&mut c, &raw, &units, &manager);
 
     let mut diags = c.diags;
-    diags.sort_by_key(|d| (d.line, d.col));
+    diags.sort_by_key(|d| (d.path != map.path(), d.line, d.col));
     if super::diagnostic::has_errors(&diags) {
         return (None, diags);
     }
