@@ -586,8 +586,10 @@ mod tests {
         assert!(any_unit_name("bad name.timer").is_err());
     }
 
+    type Loaded = Result<(Scenario, Vec<crate::scenario::Diagnostic>), Vec<crate::scenario::Diagnostic>>;
+
     /// A scenario file in a fresh directory with the given files beside it.
-    fn scenario_with(files: &[(&str, &str)], toml: &str) -> (tempfile::TempDir, Result<(Scenario, Vec<crate::scenario::Diagnostic>), Vec<crate::scenario::Diagnostic>>) {
+    fn scenario_with(files: &[(&str, &str)], toml: &str) -> (tempfile::TempDir, Loaded) {
         let dir = tempfile::tempdir().unwrap();
         for (path, text) in files {
             let p = dir.path().join(path);
