@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::scenario::{Diagnostic, Scenario};
 use crate::systemd::Suite;
 use crate::target::image::{ensure_image, ImageError, ImageRef};
+use crate::target::packages::ensure_packages_image;
 use crate::target::{Engine, Target, TargetOptions};
 use crate::verdict::{Outcome, RunEvent, RunReport, ScenarioResult};
 
@@ -144,7 +145,16 @@ pub async fn run(
             on_event(RunEvent::ScenarioStarted { name: scenario.name.clone(), suite: suite.name().to_string() });
             let diagnostics: Vec<Diagnostic> =
                 diagnostics.iter().filter(|d| d.path == scenario.path && !d.is_error()).cloned().collect();
-            let result = if scenario.needs_pristine_target() {
+            let result = if !scenario.packages.is_empty() {
+                // Its own target, booted from the suite's image with the packages installed.
+                match ensure_packages_image(engine, &images[suite], &scenario.packages, progress).await {
+                    Ok(image) => {
+                        let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                        run_pristine(engine, &image, scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await
+                    }
+                    Err(e) => error_result(scenario, *suite, format!("prepare the packages of {} on {suite}: {e}", scenario.name)),
+                }
+            } else if scenario.needs_pristine_target() {
                 let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
                 run_pristine(engine, &images[suite], scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await
             } else {

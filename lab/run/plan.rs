@@ -8,9 +8,14 @@ use crate::scenario::{listen_port, Expectation, Fault, Observe, Scenario, StepKi
 /// The installed name of a scenario's unit: `SCENARIO.STEM.service`. Scenario names are
 /// `[a-z0-9_-]` (no dot), so the first dot separates the two parts and no two scenarios can
 /// produce the same name. Used on pristine targets too, so that a scenario's journal (and its
-/// snapshot) reads the same wherever it ran.
+/// snapshot) reads the same wherever it ran. A unit from a `file` or already on the target
+/// keeps its own name (its text, or the package's, names other units by their real names);
+/// scenarios then stay apart by [`Claim::Unit`] or by a target of their own.
 pub fn unit_name(scenario: &Scenario, unit: &UnitName) -> String {
-    format!("{}.{}.service", scenario.name, unit.stem())
+    match scenario.unit(unit) {
+        Some(u) if u.keeps_name() => unit.as_str().to_string(),
+        _ => format!("{}.{}.service", scenario.name, unit.stem()),
+    }
 }
 
 /// Something a scenario needs to itself on a shared target.
@@ -22,6 +27,8 @@ pub enum Claim {
     File(String),
     /// The whole target: a `pause` step freezes every process in it, systemd included.
     Whole,
+    /// A unit installed under its own name (`file = ...`).
+    Unit(String),
 }
 
 impl std::fmt::Display for Claim {
@@ -30,18 +37,23 @@ impl std::fmt::Display for Claim {
             Claim::Port(p) => write!(f, "port {p}"),
             Claim::File(p) => write!(f, "file {p}"),
             Claim::Whole => f.write_str("the whole target"),
+            Claim::Unit(u) => write!(f, "unit {u}"),
         }
     }
 }
 
 /// Everything the scenario claims: the ports its servers listen on (read from `--listen
 /// ADDR:PORT` / `--listen=ADDR:PORT` in `exec`, buggy-server's flag), the ports its steps
-/// use, its extra files, and the whole target if it pauses it.
+/// use, its extra files, the units it installs under their own names, and the whole target if
+/// it pauses it.
 pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
     let mut out = BTreeSet::new();
     for unit in scenario.units() {
         if let Some(port) = listen_port(&unit.exec) {
             out.insert(Claim::Port(port));
+        }
+        if unit.keeps_name() {
+            out.insert(Claim::Unit(unit.name.as_str().to_string()));
         }
     }
     for file in &scenario.files {
@@ -104,6 +116,22 @@ port = 8181
         let c = claims(&s);
         assert_eq!(c, [Claim::Port(8080), Claim::Port(8181), Claim::Port(9000)].into_iter().collect());
         assert_eq!(unit_name(&s, &s.units()[0].name), "a.web.service");
+    }
+
+    #[test]
+    fn units_from_files_keep_their_names_and_claim_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("units")).unwrap();
+        std::fs::write(dir.path().join("units/app.service"), "[Service]\nExecStart=/bin/sleep 9\n").unwrap();
+        let path = dir.path().join("t.toml");
+        let text = "name = \"a\"\n[[units]]\nfile = \"units/app.service\"\n[[units]]\nname = \"web\"\nexec = [\"/bin/true\"]\n[units.Unit]\nAfter = \"app.service\"\n[[steps]]\ndo = \"start\"\nunit = \"web\"\n";
+        std::fs::write(&path, text).unwrap();
+        let s = crate::scenario::load_file(&path).unwrap_or_else(|d| panic!("{d:?}")).0;
+        assert_eq!(unit_name(&s, &s.units()[0].name), "app.service");
+        assert_eq!(unit_name(&s, &s.units()[1].name), "a.web.service");
+        assert!(claims(&s).contains(&Claim::Unit("app.service".into())));
+        let installs = s.unit_installs(|n| unit_name(&s, n));
+        assert!(installs[1].text.contains("After=app.service\n"), "a reference to a unit from a file is not renamed: {}", installs[1].text);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub fn parse_str(path: &Path, source: &str) -> Result<(Scenario, Vec<Diagnostic>
     let Some(raw) = raw else { return Err(diags) };
     let (scenario, more) = validate::validate(&map, raw);
     diags.extend(more);
-    diags.sort_by_key(|d| (d.line, d.col));
+    // The scenario's own lines first, then those of the unit files it reads (`file =`).
+    diags.sort_by_key(|d| (d.path != path, d.line, d.col));
     match scenario {
         Some(s) if !has_errors(&diags) => Ok((s, diags)),
         _ => Err(diags),

@@ -13,6 +13,10 @@ pub use diagnostic::{has_errors, printable, render_all, Diagnostic, Severity, So
 pub use load::{load_file, load_paths, parse_str, Loaded};
 pub use model::{
     ControlFault, CountRange, Expectation, ExtraFile, Fault, HangPart, HttpExpect, Location, Observe, PropertyCheck,
-    Scenario, Step, StepKind, TextMatch, UnitName, UnitSpec, Wait, WindowSource,
+    Scenario, Step, StepKind, TextMatch, UnitInstall, UnitName, UnitOrigin, UnitSpec, Wait, WindowSource, DROP_IN_NAME,
+    UNIT_DIR,
 };
-pub use validate::{listen_address, listen_port, DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT};
+pub use validate::{
+    listen_address, listen_port, DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT, MAX_SOURCE_BYTES, MAX_SOURCE_FILES,
+    MAX_UNIT_FILE_BYTES,
+};

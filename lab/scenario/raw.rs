@@ -142,13 +142,19 @@ impl<'de> Deserialize<'de> for Section {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUnit {
-    pub name: Spanned<String>,
-    /// Required unless `text` is given.
+    /// Required unless `file` is given (the file's name is then the unit's).
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// The program and its arguments; without `exec`, `text` or `file` the unit is one
+    /// already on the target.
     #[serde(default)]
     pub exec: Option<Spanned<Vec<Spanned<String>>>>,
     /// The whole unit file as text, instead of `exec` and the section tables.
     #[serde(default)]
     pub text: Option<Spanned<String>>,
+    /// A unit file on the host, relative to the scenario file, installed as written.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
     #[serde(rename = "Unit", default)]
     pub unit: Option<Spanned<Section>>,
     #[serde(rename = "Service", default)]
@@ -162,7 +168,12 @@ pub struct RawUnit {
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     pub path: Spanned<String>,
-    pub content: Spanned<String>,
+    /// Exactly one of `content` and `source`.
+    #[serde(default)]
+    pub content: Option<Spanned<String>>,
+    /// A host file or directory, relative to the scenario file, copied byte for byte.
+    #[serde(default)]
+    pub source: Option<Spanned<String>>,
     #[serde(default)]
     pub mode: Option<Spanned<Scalar>>,
 }
@@ -238,13 +249,14 @@ pub struct RawScenario {
     pub allow_unknown_directives: Option<Spanned<bool>>,
     pub allow_invalid_values: Option<Spanned<bool>>,
     pub manager: Option<Spanned<Section>>,
+    pub packages: Option<Spanned<Vec<Spanned<String>>>>,
     /// `(span of the entry, entry)`; entries that failed to deserialise are left out (their
     /// diagnostics are reported).
     pub files: Vec<(Range<usize>, RawFile)>,
     pub units: Vec<(Range<usize>, RawUnit)>,
     pub steps: Vec<(Range<usize>, RawStep)>,
-    /// Every `name` string written in a `[[units]]` table, also of entries that failed to
-    /// deserialise.
+    /// Every `name` string written in a `[[units]]` table (or the file name of a `file`), also
+    /// of entries that failed to deserialise.
     pub unit_names: Vec<String>,
     /// How many `[[steps]]` entries were written, also those that failed to deserialise.
     pub steps_written: usize,
@@ -255,7 +267,7 @@ pub struct RawScenario {
 /// Every top-level key, as written in TOML.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "name", "description", "suites", "shared_target", "snapshot", "allow_unknown_directives",
-    "allow_invalid_values", "manager", "files", "units", "steps",
+    "allow_invalid_values", "manager", "packages", "files", "units", "steps",
 ];
 
 /// Parse `source` into a [`RawScenario`], collecting every syntax and shape error. `None` when
@@ -290,6 +302,7 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
             "allow_unknown_directives" => raw.allow_unknown_directives = one(map, value, &mut diags),
             "allow_invalid_values" => raw.allow_invalid_values = one(map, value, &mut diags),
             "manager" => raw.manager = one(map, value, &mut diags),
+            "packages" => raw.packages = one(map, value, &mut diags),
             "files" => raw.files = each(map, "files", value, &mut diags),
             "units" => {
                 if let DeValue::Array(items) = value.get_ref() {
@@ -298,6 +311,12 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
                             if let Some((_, name)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == "name") {
                                 if let DeValue::String(n) = name.get_ref() {
                                     raw.unit_names.push(n.to_string());
+                                }
+                            }
+                            if let Some((_, file)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == "file") {
+                                // A unit read from a file is named by the file.
+                                if let DeValue::String(f) = file.get_ref() {
+                                    raw.unit_names.push(f.rsplit('/').next().unwrap_or(f).to_string());
                                 }
                             }
                         }

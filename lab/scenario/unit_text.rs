@@ -26,11 +26,35 @@ pub struct TextProblem {
 /// The sections a rendered service unit can hold.
 pub const SECTIONS: &[&str] = &["Unit", "Service", "Install"];
 
+/// The unit types a scenario may install from a file, and the sections each has
+/// (systemd.unit(5) and the type's own page).
+pub const UNIT_TYPES: &[(&str, &[&str])] = &[
+    ("service", &["Unit", "Service", "Install"]),
+    ("socket", &["Unit", "Socket", "Install"]),
+    ("timer", &["Unit", "Timer", "Install"]),
+    ("path", &["Unit", "Path", "Install"]),
+    ("target", &["Unit", "Install"]),
+];
+
+/// The sections a unit of type `suffix` (`socket`) has, when it is one of [`UNIT_TYPES`].
+pub fn sections_of(suffix: &str) -> Option<&'static [&'static str]> {
+    UNIT_TYPES.iter().find(|(t, _)| *t == suffix).map(|(_, s)| *s)
+}
+
+/// [`parse_unit_text_in`] for a service unit given as text, which the lab renders: a section
+/// it cannot render is fatal.
+pub fn parse_unit_text(text: &str) -> (Vec<TextLine>, Vec<TextProblem>) {
+    parse_unit_text_in(text, SECTIONS, true)
+}
+
 /// Split unit-file text into directive lines, as systemd's parser reads them: blank lines and
 /// `#`/`;` comments are skipped, a trailing `\` continues the line (joined with a space), a
 /// `[Section]` header switches section. A line without `=` is reported (systemd logs "Missing
-/// '=', ignoring line.") and left out; a directive before any section header likewise.
-pub fn parse_unit_text(text: &str) -> (Vec<TextLine>, Vec<TextProblem>) {
+/// '=', ignoring line.") and left out; a directive before any section header likewise. A
+/// section not in `sections` is a problem, fatal when `unknown_fatal` (the lab renders the
+/// text), else systemd's own "Unknown section ..., ignoring" (a file installed as written);
+/// `X-` sections are systemd's extension mechanism and never reported.
+pub fn parse_unit_text_in(text: &str, sections: &[&str], unknown_fatal: bool) -> (Vec<TextLine>, Vec<TextProblem>) {
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     let mut section: Option<String> = None;
@@ -61,11 +85,18 @@ pub fn parse_unit_text(text: &str) -> (Vec<TextLine>, Vec<TextProblem>) {
         let line = joined.trim_end();
         let span = line_start..line_start + line.len().min(body.len());
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            if !SECTIONS.contains(&name) {
+            if unknown_fatal && !sections.contains(&name) {
                 problems.push(TextProblem {
                     span,
                     message: format!("section [{name}]: a service unit given as text may hold [Unit], [Service] and [Install] only"),
                     fatal: true,
+                });
+            } else if !sections.contains(&name) && !name.starts_with("X-") {
+                let list = sections.iter().map(|s| format!("[{s}]")).collect::<Vec<_>>().join(", ");
+                problems.push(TextProblem {
+                    span,
+                    message: format!("section [{name}] is not one of this unit type's ({list}): systemd logs \"Unknown section '{name}'. Ignoring.\""),
+                    fatal: false,
                 });
             }
             section = Some(name.to_string());
@@ -136,6 +167,17 @@ mod tests {
         let fatal: Vec<bool> = problems.iter().map(|p| p.fatal).collect();
         assert_eq!(fatal, [false, false, true]);
         assert!(problems[1].message.contains("Missing '='"));
+    }
+
+    #[test]
+    fn a_file_of_another_type_keeps_its_own_sections() {
+        let text = "[Unit]\nDescription=s\n[Socket]\nListenStream=8089\n[Service]\nType=simple\n[X-Mine]\nA=1\n";
+        let (lines, problems) = parse_unit_text_in(text, sections_of("socket").unwrap(), false);
+        assert_eq!(lines.iter().map(|l| l.section.as_str()).collect::<Vec<_>>(), ["Unit", "Socket", "Service", "X-Mine"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(!problems[0].fatal && problems[0].message.contains("Unknown section 'Service'"), "{problems:?}");
+        assert_eq!(&text[problems[0].span.clone()], "[Service]");
+        assert!(sections_of("mount").is_none());
     }
 
     #[test]

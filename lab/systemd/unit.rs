@@ -54,6 +54,31 @@ impl UnitFile {
         out
     }
 
+    /// No directive in any section.
+    pub fn is_empty(&self) -> bool {
+        self.unit.is_empty() && self.service.is_empty() && self.install.is_empty()
+    }
+
+    /// Render only the sections that hold directives: a drop-in, which may be for a unit of
+    /// another type than a service (an empty `[Service]` there is an unknown section to
+    /// systemd).
+    pub fn render_present(&self) -> String {
+        let mut out = String::new();
+        for (name, directives) in [("Unit", &self.unit), ("Service", &self.service), ("Install", &self.install)] {
+            if directives.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "[{name}]");
+            for d in directives {
+                let _ = writeln!(out, "{}={}", d.key, d.value);
+            }
+        }
+        out
+    }
+
     /// The last value given for `key` in `[Service]` (later assignments win in systemd).
     pub fn service_value(&self, key: &str) -> Option<&str> {
         self.service.iter().rev().find(|d| d.key == key).map(|d| d.value.as_str())
@@ -147,5 +172,9 @@ mod tests {
             "[Unit]\nDescription=x\n\n[Service]\nExecStartPre=/bin/true\nExecStartPre=/bin/echo 2\nRestart=on-failure\nRestart=always\n"
         );
         assert_eq!(unit.service_value("Restart"), Some("always"), "the last assignment wins");
+        let drop_in = UnitFile { unit: vec![Directive::new("After", "x.service")], ..Default::default() };
+        assert_eq!(drop_in.render_present(), "[Unit]\nAfter=x.service\n", "no empty [Service] in a drop-in");
+        assert_eq!(drop_in.render(), "[Unit]\nAfter=x.service\n\n[Service]\n");
+        assert!(!drop_in.is_empty() && UnitFile::default().is_empty());
     }
 }

@@ -140,12 +140,12 @@ async fn existing(engine: &Engine, suite: Suite, artifacts: &Artifacts) -> Resul
 
 /// A host-wide lock on building `suite`'s images: an flock on a file in the temp directory,
 /// released by the kernel when the holder exits however it exits.
-struct BuildLock {
+pub(crate) struct BuildLock {
     _file: std::fs::File,
 }
 
 impl BuildLock {
-    async fn acquire(suite: Suite, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
+    pub(crate) async fn acquire(suite: Suite, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
         let path = std::env::temp_dir().join(format!("unitlab-image-{}.lock", suite.name()));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -172,7 +172,7 @@ impl BuildLock {
 }
 
 /// The image id of `tag` if it exists and carries `inputs` as its inputs label.
-async fn image_with_inputs(engine: &Engine, tag: &str, inputs: &str) -> Result<Option<String>, ImageError> {
+pub(crate) async fn image_with_inputs(engine: &Engine, tag: &str, inputs: &str) -> Result<Option<String>, ImageError> {
     match engine.docker().inspect_image(tag).await {
         Ok(img) => {
             let matches = img

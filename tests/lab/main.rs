@@ -7,6 +7,7 @@
 mod bin;
 mod isolation;
 mod lifecycle;
+mod own_service;
 mod pingers;
 mod remote;
 mod reliability;

@@ -28,7 +28,7 @@ use super::plan::unit_name;
 use super::session::{InstallError, Leftovers, Session};
 use crate::judge::Verdict;
 use crate::observe::{journal, monotonic_now_usec, Event, JournalEntry};
-use crate::scenario::{listen_address, Diagnostic, Scenario, StepKind, UnitName};
+use crate::scenario::{listen_address, Diagnostic, Scenario, StepKind, UnitName, UnitOrigin, DROP_IN_NAME, UNIT_DIR};
 use crate::systemd::Suite;
 use crate::verdict::{CheckResult, Observation, Observed, Outcome, RunEvent, ScenarioResult, StepLocation, Timing};
 
@@ -51,13 +51,18 @@ pub struct Input<'a> {
 }
 
 impl Input<'_> {
-    /// The scenario's `[[files]]` paths that must not exist on the target yet.
+    /// The scenario's `[[files]]` paths that must not exist on the target yet, and for each
+    /// unit installed under its own name, wherever the image could hold a unit of that name
+    /// (which the file would override for every scenario on the target).
     fn guarded_files(&self) -> Vec<String> {
-        if self.shared {
-            self.scenario.files.iter().map(|f| f.path.display().to_string()).collect()
-        } else {
-            Vec::new()
+        if !self.shared {
+            return Vec::new();
         }
+        let files = self.scenario.files.iter().map(|f| f.path.display().to_string());
+        let own_names = self.scenario.units().iter().filter(|u| u.keeps_name()).flat_map(|u| {
+            [UNIT_DIR, "/lib/systemd/system", "/usr/lib/systemd/system"].map(|dir| format!("{dir}/{}", u.name))
+        });
+        files.chain(own_names).collect()
     }
 }
 
@@ -127,17 +132,25 @@ pub async fn execute(input: &Input<'_>) -> Executed {
     let scenario = input.scenario;
     let session = input.session;
     let names: BTreeMap<UnitName, String> = scenario.units().iter().map(|u| (u.name.clone(), unit_name(scenario, &u.name))).collect();
-    let rendered: Vec<(String, String)> = scenario.units_renamed(|n| unit_name(scenario, n)).into_iter().map(|(n, f)| (n, f.render())).collect();
+    let installs = scenario.unit_installs(|n| unit_name(scenario, n));
     let mut result = ScenarioResult::new(&scenario.name, &scenario.description, &scenario.path, input.suite.name(), session.target().systemd_version());
-    result.units = rendered.clone();
+    result.units = scenario
+        .units()
+        .iter()
+        .map(|u| {
+            let name = unit_name(scenario, &u.name);
+            let text = match installs.iter().find(|i| i.unit == name) {
+                Some(i) if u.origin == UnitOrigin::Installed => format!("# drop-in {}\n{}", i.path, i.text),
+                Some(i) => i.text.clone(),
+                None => "# already on the target, unchanged\n".to_string(),
+            };
+            (name, text)
+        })
+        .collect();
     result.warnings = input.diagnostics.iter().map(|d| format!("{}: {}", d.location(), d.message)).collect();
     let leftovers = Leftovers {
-        units: rendered.iter().map(|(n, _)| n.clone()).collect(),
-        files: rendered
-            .iter()
-            .map(|(n, _)| format!("/etc/systemd/system/{n}"))
-            .chain(scenario.files.iter().map(|f| f.path.display().to_string()))
-            .collect(),
+        units: names.values().cloned().collect(),
+        files: installs.iter().map(|i| i.path.clone()).chain(scenario.files.iter().map(|f| f.path.display().to_string())).collect(),
     };
     let watcher = session.watcher();
     let mut run = Run {
@@ -157,17 +170,19 @@ pub async fn execute(input: &Input<'_>) -> Executed {
     };
     run.horizon_usec = run.origin_usec;
     let mut files: Vec<(String, Vec<u8>, u32)> =
-        scenario.files.iter().map(|f| (f.path.display().to_string(), f.content.clone().into_bytes(), f.mode)).collect();
-    files.extend(rendered.iter().map(|(n, text)| (format!("/etc/systemd/system/{n}"), text.clone().into_bytes(), 0o644)));
+        scenario.files.iter().map(|f| (f.path.display().to_string(), f.content.clone(), f.mode)).collect();
+    files.extend(installs.iter().map(|i| (i.path.clone(), i.text.clone().into_bytes(), 0o644)));
     let outcome: Result<(), Stop> = async {
         match session.install(files, input.guarded_files()).await {
             Ok(()) => {}
             Err(InstallError::Overwrites(paths)) => return Err(Stop::NeedsOwnTarget(paths)),
             Err(InstallError::Target(e)) => return Err(Stop::Error(ExecError::target(format!("install the files of {}", scenario.name))(e).to_string())),
         }
+        check_installed_units(session, scenario, input.suite).await?;
         // systemd's own words about the unit files (`Unknown key 'RestartSecs'`, `Failed to
-        // parse service type, ignoring: Notify`), gathered while the steps run.
-        let paths: Vec<String> = rendered.iter().map(|(n, _)| format!("/etc/systemd/system/{n}")).collect();
+        // parse service type, ignoring: Notify`), gathered while the steps run. (A drop-in is
+        // not a unit file verify can be given.)
+        let paths: Vec<String> = installs.iter().filter(|i| !i.path.ends_with(&format!(".d/{DROP_IN_NAME}"))).map(|i| i.path.clone()).collect();
         let verify = session.verify(paths);
         let steps = run.steps();
         let (verified, steps) = tokio::join!(verify, steps);
@@ -197,6 +212,27 @@ pub async fn execute(input: &Input<'_>) -> Executed {
     };
     result.duration = started.elapsed();
     Executed::Done(Box::new(result), leftovers)
+}
+
+/// A unit the scenario names without defining (`[[units]]` with only `name`) must be on the
+/// target: otherwise every step on it would fail with systemd's "not found", far from the cause.
+async fn check_installed_units(session: &Session, scenario: &Scenario, suite: Suite) -> Result<(), Stop> {
+    for unit in scenario.units().iter().filter(|u| u.origin == UnitOrigin::Installed) {
+        let props = session
+            .properties(unit.name.as_str(), &["LoadState", "FragmentPath"])
+            .await
+            .map_err(|e| Stop::Error(format!("read the load state of {} for {}: {e}", unit.name, scenario.name)))?;
+        let state = props.get("LoadState").map_or("", String::as_str);
+        let fragment = props.get("FragmentPath").map_or("", String::as_str);
+        if state != "loaded" || fragment.is_empty() {
+            return Err(Stop::Error(format!(
+                "unit {} is not on the {suite} target (LoadState={state}, no unit file): [[units]] with only `name` acts on a unit the target already has; \
+                 fix: install it with `file = \"units/{}\"`, or place its unit file with [[files]] (as a package would)",
+                unit.name, unit.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// How a scenario's execution ended.

@@ -6,5 +6,5 @@ mod scenario;
 mod steps;
 
 pub use expect::{CountRange, Expectation, HttpExpect, PropertyCheck, WindowSource};
-pub use scenario::{ExtraFile, Location, Scenario, UnitName, UnitSpec};
+pub use scenario::{ExtraFile, Location, Scenario, UnitInstall, UnitName, UnitOrigin, UnitSpec, DROP_IN_NAME, UNIT_DIR};
 pub use steps::{ControlFault, Fault, HangPart, Observe, Step, StepKind, TextMatch, Wait};

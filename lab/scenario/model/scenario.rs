@@ -43,6 +43,9 @@ pub struct Scenario {
     pub snapshot: bool,
     /// `[manager]`: system.conf `[Manager]` overrides.
     pub manager: ManagerSettings,
+    /// `packages`: Debian packages installed into an image derived from the suite's target
+    /// image, sorted (the order apt is given them in does not matter).
+    pub packages: Vec<String>,
     /// `[[files]]`: files written into the target before the units are installed.
     pub files: Vec<ExtraFile>,
     pub(crate) units: Vec<UnitSpec>,
@@ -63,14 +66,43 @@ impl Scenario {
         self.units.iter().find(|u| &u.name == name)
     }
 
-    /// True when the scenario asked for a target of its own (`shared_target = false`).
-    /// `[manager]` settings do not: targets are shared among scenarios with the same settings,
-    /// each booted with them.
+    /// True when the scenario asked for a target of its own (`shared_target = false`), needs
+    /// packages (its target boots from an image with them), or acts on a unit already on the
+    /// target (`[[units]]` with only `name`): such a unit cannot
+    /// be renamed per scenario, and its drop-in, start and faults would reach every other
+    /// scenario using it. `[manager]` settings do not: targets are shared among scenarios with
+    /// the same settings, each booted with them.
     pub fn needs_pristine_target(&self) -> bool {
-        !self.shared_target
+        !self.shared_target || self.units.iter().any(|u| u.origin == UnitOrigin::Installed) || !self.packages.is_empty()
     }
 
-    /// The units rendered for installation, with every scenario-local unit name in `[Unit]`
+    /// What installing the scenario's units writes, with rendered units named by `rename` (the
+    /// runner's namespacing; units that keep their own name are never passed to it): a unit
+    /// file under `/etc/systemd/system/` per rendered or `file =` unit, and a drop-in
+    /// `NAME.d/unitlab.conf` per unit already on the target that has section tables.
+    pub fn unit_installs(&self, rename: impl Fn(&UnitName) -> String) -> Vec<UnitInstall> {
+        let rename = |n: &UnitName| match self.unit(n) {
+            Some(u) if u.keeps_name() => n.as_str().to_string(),
+            _ => rename(n),
+        };
+        let rendered = self.units_renamed(rename);
+        self.units
+            .iter()
+            .zip(rendered)
+            .filter_map(|(u, (name, file))| match &u.origin {
+                UnitOrigin::Rendered => {
+                    Some(UnitInstall { path: format!("{UNIT_DIR}/{name}"), text: file.render(), unit: name })
+                }
+                UnitOrigin::File { text, .. } => Some(UnitInstall { path: format!("{UNIT_DIR}/{name}"), text: text.clone(), unit: name }),
+                UnitOrigin::Installed if file.is_empty() => None,
+                UnitOrigin::Installed => {
+                    Some(UnitInstall { path: format!("{UNIT_DIR}/{name}.d/{DROP_IN_NAME}"), text: file.render_present(), unit: name })
+                }
+            })
+            .collect()
+    }
+
+    /// The units' directives, with every scenario-local unit name in `[Unit]`
     /// and `[Install]` values (`After=web.service`, `WantedBy=...`) replaced by `rename(name)`.
     /// The runner namespaces units this way when several scenarios share a target; it must
     /// then use the same `rename` for the names in steps.
@@ -128,10 +160,42 @@ impl fmt::Display for UnitName {
     }
 }
 
+/// Where the lab writes unit files and drop-ins in a target.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+/// The name of the drop-in the lab writes for a unit already on the target.
+pub const DROP_IN_NAME: &str = "unitlab.conf";
+
+/// One file that installing a scenario's units writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitInstall {
+    /// The unit it belongs to, as installed.
+    pub unit: String,
+    /// Absolute path in the target: the unit file, or its drop-in.
+    pub path: String,
+    pub text: String,
+}
+
+/// Where a unit's definition comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitOrigin {
+    /// Rendered by the lab from `exec` and section tables, or given as `text`: a service,
+    /// renamed per scenario on the target.
+    Rendered,
+    /// `file = "..."`: a unit file of any type read from the host, installed byte for byte
+    /// under its own file name (the text refers to other units by their real names, which
+    /// the lab does not rewrite).
+    File { source: PathBuf, text: String },
+    /// Only `name`: a unit already on the target (from the image or a package). Its section
+    /// tables, if any, are a drop-in; `UnitSpec::file` holds only those directives.
+    Installed,
+}
+
 /// One `[[units]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitSpec {
     pub name: UnitName,
+    /// How the unit reaches the target.
+    pub origin: UnitOrigin,
     /// `exec`: the program and its arguments (argv[0] absolute).
     pub exec: Vec<String>,
     /// The unit file: `[Unit]`, then `[Service]` starting with `ExecStart=` (escaped with
@@ -144,13 +208,22 @@ pub struct UnitSpec {
     pub location: Location,
 }
 
+impl UnitSpec {
+    /// Whether the unit is installed under its own name rather than one namespaced per
+    /// scenario.
+    pub fn keeps_name(&self) -> bool {
+        self.origin != UnitOrigin::Rendered
+    }
+}
+
 /// A file placed into the target before units are installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraFile {
     /// Absolute path inside the target.
     pub path: PathBuf,
-    pub content: String,
-    /// Permission bits (default 0o644).
+    /// The bytes: `content` as written, or a `source` file's bytes as read at validation.
+    pub content: Vec<u8>,
+    /// Permission bits: `mode`, else the source file's own, else 0o644.
     pub mode: u32,
 }
 

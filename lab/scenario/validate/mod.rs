@@ -5,10 +5,13 @@
 //! want to show happening. `units` checks `[[units]]` (directives or unit-file text), `steps`
 //! checks `[[steps]]`; the top level, `[manager]` and `[[files]]` are checked here.
 
+mod source;
 mod steps;
 mod units;
 
+pub use source::{MAX_SOURCE_BYTES, MAX_SOURCE_FILES};
 pub use steps::{listen_address, listen_port};
+pub use units::MAX_UNIT_FILE_BYTES;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -232,12 +235,13 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
     };
 
     let manager = check_manager(&mut c, raw.manager.as_ref());
+    let packages = check_packages(&mut c, raw.packages.as_ref());
     let files = check_files(&mut c, &raw.files);
     let units = units::check_units(&mut c, &raw.units, &suites);
     let steps = steps::check_steps(&mut c, &raw, &units, &manager);
 
     let mut diags = c.diags;
-    diags.sort_by_key(|d| (d.line, d.col));
+    diags.sort_by_key(|d| (d.path != map.path(), d.line, d.col));
     if super::diagnostic::has_errors(&diags) {
         return (None, diags);
     }
@@ -249,6 +253,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
         snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),
         manager,
+        packages,
         files,
         units: units.into_iter().map(|(_, u)| u).collect(),
         steps,
@@ -329,6 +334,32 @@ pub(super) fn check_target_path(text: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// `packages`: names as Debian policy allows them (lower case letters, digits, `+`, `-`, `.`;
+/// at least two characters, starting with a letter or digit), so that each reaches apt as one
+/// word; each once. Whether the suite has the package is apt's answer, at image build.
+fn check_packages(c: &mut Checker<'_>, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+    let Some(list) = list else { return Vec::new() };
+    if list.as_ref().is_empty() {
+        c.error(list.span(), "`packages` is empty", "leave `packages` out, or name the Debian packages to install (\"nginx\")");
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in list.as_ref() {
+        let name = p.as_ref();
+        let ok = name.len() >= 2
+            && name.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "+-.".contains(ch));
+        if !ok {
+            c.error(p.span(), format!("`{name}` is not a Debian package name"), "package names are lower case letters, digits, `+`, `-` and `.`, at least two characters (e.g. \"openssh-server\"); no versions or options");
+        } else if out.iter().any(|o| o == name) {
+            c.error(p.span(), format!("package `{name}` is listed twice"), "name each package once");
+        } else {
+            out.push(name.clone());
+        }
+    }
+    out.sort();
+    out
+}
+
 fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> ManagerSettings {
     let mut out = ManagerSettings::default();
     let Some(section) = section else { return out };
@@ -357,7 +388,8 @@ fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> Man
 
 fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<ExtraFile> {
     let mut out: Vec<ExtraFile> = Vec::new();
-    for (_, f) in files {
+    let mut budget = source::Budget::default();
+    for (span, f) in files {
         let path = match check_target_path(f.path.as_ref()) {
             Ok(p) => p,
             Err(why) => {
@@ -370,7 +402,7 @@ fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<Ex
             continue;
         }
         let mode = match &f.mode {
-            None => Some(0o644),
+            None => Some(None),
             Some(m) => {
                 // A TOML integer is octal only when written `0o...`: `mode = 644` is the decimal
                 // 644 (0o1204), which is never what was meant.
@@ -384,7 +416,7 @@ fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<Ex
                     _ => None,
                 };
                 match parsed.filter(|m| *m <= 0o7777) {
-                    Some(m) => Some(m),
+                    Some(m) => Some(Some(m)),
                     None => {
                         c.error(m.span(), format!("invalid file mode `{}`", written.trim()), "an octal string such as \"0755\", or a TOML octal integer 0o755 (a plain 644 is decimal)");
                         None
@@ -392,8 +424,50 @@ fn check_files(c: &mut Checker<'_>, files: &[(Range<usize>, RawFile)]) -> Vec<Ex
                 }
             }
         };
-        if let Some(mode) = mode {
-            out.push(ExtraFile { path, content: f.content.as_ref().clone(), mode });
+        let Some(mode) = mode else { continue };
+        // (path in the target, bytes, mode of the source on the host)
+        let placed: Vec<(PathBuf, Vec<u8>, Option<u32>)> = match (&f.content, &f.source) {
+            (Some(_), Some(s)) => {
+                c.error(s.span(), "`content` and `source` in one [[files]] entry", "the bytes come from one of them: remove the other");
+                continue;
+            }
+            (None, None) => {
+                c.error(span.clone(), "missing `content` or `source`", "add `content = \"...\"` (the file's text) or `source = \"bin/app\"` (a host file or directory, relative to the scenario file)");
+                continue;
+            }
+            (Some(text), None) => vec![(path.clone(), text.as_ref().clone().into_bytes(), None)],
+            (None, Some(s)) => {
+                let written = s.as_ref();
+                if written.is_empty() || std::path::Path::new(written).is_absolute() {
+                    c.error(s.span(), format!("source `{written}` is not relative"), "name the host file or directory relative to the scenario file, e.g. \"bin/app\"");
+                    continue;
+                }
+                let host = units::scenario_dir(c.map).join(written);
+                match source::read_source(&host, &mut budget) {
+                    Err(why) => {
+                        c.error(s.span(), why, format!("the path is relative to the scenario file; sources are regular files or directories of them, {} MiB at most for the whole scenario", source::MAX_SOURCE_BYTES >> 20));
+                        continue;
+                    }
+                    Ok(source::Source::File(file)) => vec![(path.clone(), file.bytes, Some(file.mode))],
+                    Ok(source::Source::Dir(_)) if mode.is_some() => {
+                        let m = f.mode.as_ref().expect("a mode was parsed");
+                        c.error(m.span(), format!("`mode` with a source directory (`{written}`)"), "a directory's files keep their own modes: remove `mode`, or name one file as `source`");
+                        continue;
+                    }
+                    Ok(source::Source::Dir(files)) => files.into_iter().map(|file| (path.join(&file.relative), file.bytes, Some(file.mode))).collect(),
+                }
+            }
+        };
+        for (target, bytes, own_mode) in placed {
+            if let Err(why) = check_target_path(&target.display().to_string()) {
+                c.error(f.source.as_ref().map_or(f.path.span(), |s| s.span()), why, "rename the host file: its path below the source directory becomes its path in the target");
+                continue;
+            }
+            if out.iter().any(|o| o.path == target) {
+                c.error(f.path.span(), format!("file `{}` is given twice", target.display()), "merge the two entries, or place the directory elsewhere");
+                continue;
+            }
+            out.push(ExtraFile { path: target, content: bytes, mode: mode.or(own_mode).unwrap_or(0o644) });
         }
     }
     out

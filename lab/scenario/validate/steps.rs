@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::units::unit_name;
+use super::units::any_unit_name;
 use super::{Checker, DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT};
 use crate::scenario::model::*;
 use crate::scenario::raw::{RawScenario, RawStep, Scalar};
@@ -81,7 +81,7 @@ fn fault_word(w: &str) -> Option<&str> {
 
 fn resolve(c: &mut Checker<'_>, value: &Spanned<String>, units: &[(Range<usize>, UnitSpec)]) -> Option<UnitName> {
     let written = value.as_ref();
-    if let Ok(name) = unit_name(written) {
+    if let Ok(name) = any_unit_name(written) {
         if units.iter().any(|(_, u)| u.name == name) {
             return Some(name);
         }
