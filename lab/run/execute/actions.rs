@@ -135,7 +135,17 @@ impl Run<'_> {
             }
             Fault::Signal { signal, .. } => self.signal_main(&units, *signal).await?,
             Fault::Freeze { .. } => self.signal_main(&units, Signal::STOP).await?,
-            Fault::Thaw { .. } => self.signal_main(&units, Signal::CONT).await?,
+            Fault::Thaw { .. } => match self.signal_main(&units, Signal::CONT).await? {
+                // A unit without a main process has nothing frozen (a hung one may have been
+                // killed by its watchdog already): the thaw is a no-op, noted on the timeline.
+                Some(why) if why.contains("has no main process") => {
+                    for u in &units {
+                        watcher.note(u, "thaw: no main process, nothing to thaw");
+                    }
+                    None
+                }
+                other => other,
+            },
             Fault::PauseTarget { duration } => {
                 // The fault is the duration itself: everything in the target, systemd included,
                 // is frozen for exactly this long.
