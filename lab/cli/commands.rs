@@ -165,9 +165,9 @@ async fn clean(all: bool) -> Result<i32, Failure> {
     }
     let left = reaper::list_lab_containers(&engine).await?.len();
     println!("{} removed; {} lab container(s) left (owned by runs still in progress)", removed.len(), left);
-    let images = unitlab::target::image::prune_superseded(&engine).await?;
+    let images = unitlab::target::image::prune_superseded(&engine, all).await?;
     for name in &images {
-        println!("removed image {name} (an older build; the latest build of each suite is kept)");
+        println!("removed image {name} (superseded: untagged, or with --all an older build; the latest build of each suite is kept)");
     }
     println!("{} superseded target image(s) removed", images.len());
     Ok(EXIT_OK)

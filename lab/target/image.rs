@@ -204,12 +204,14 @@ pub async fn present_images(engine: &Engine) -> Result<HashMap<String, String>, 
     Ok(found)
 }
 
-/// Remove lab target images that the latest build of their suite has superseded: images
-/// carrying the inputs label that are not tagged `unitlab-target:<suite>` (the latest build)
-/// and that no container uses. Done by `unitlab clean` rather than after each build, because
-/// builds of different buggy-server binaries (debug, release) are meant to coexist until then.
-/// Returns what was removed (a tag, or an image id for an untagged image).
-pub async fn prune_superseded(engine: &Engine) -> Result<Vec<String>, ImageError> {
+/// Remove lab target images that a later build has superseded: untagged ones (a rebuild with
+/// `--force` took their tag) and, with `older_builds`, also the builds that are not tagged
+/// `unitlab-target:<suite>` (the latest build of the suite). No image a container uses is
+/// removed. Older builds go only on request (`unitlab clean --all`): builds of different
+/// buggy-server binaries (debug, release, `cargo test`'s) are meant to coexist, and another
+/// lab process may be about to boot one (seen: `clean` in one test removed the image the other
+/// tests of the run were booting). Returns what was removed (a tag, or an image id).
+pub async fn prune_superseded(engine: &Engine, older_builds: bool) -> Result<Vec<String>, ImageError> {
     let filters = HashMap::from([("label", vec![LABEL_INPUTS])]);
     let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
     let images = engine
@@ -220,10 +222,11 @@ pub async fn prune_superseded(engine: &Engine) -> Result<Vec<String>, ImageError
     let latest: Vec<String> = Suite::ALL.iter().map(|s| s.target_tag()).collect();
     let mut removed = Vec::new();
     for img in images {
-        if img.repo_tags.iter().any(|t| latest.contains(t)) {
+        let untagged = img.repo_tags.iter().all(|t| t == "<none>:<none>");
+        if img.repo_tags.iter().any(|t| latest.contains(t)) || (!untagged && !older_builds) {
             continue;
         }
-        let names: Vec<String> = if img.repo_tags.iter().all(|t| t == "<none>:<none>") {
+        let names: Vec<String> = if untagged {
             vec![img.id.clone()]
         } else {
             img.repo_tags.clone()
