@@ -47,7 +47,7 @@ fn read_scenario(path: &Path) -> Result<String, Vec<Diagnostic>> {
     let unreadable = |e: std::io::Error| read_error(path, format!("cannot read scenario: {e}"), "check the path and its permissions");
     let meta = std::fs::metadata(path).map_err(unreadable)?;
     if !meta.is_file() {
-        let what = kind_of(&meta);
+        let what = describe_file_type(&meta.file_type());
         return Err(read_error(path, format!("not a scenario file: it is {what}"), "name a regular *.toml file (or a directory holding them)"));
     }
     if meta.len() > MAX_SCENARIO_BYTES {
@@ -68,9 +68,9 @@ fn read_scenario(path: &Path) -> Result<String, Vec<Diagnostic>> {
     })
 }
 
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+/// What kind of file `t` is, for a message saying why it cannot be read or copied.
+pub(crate) fn describe_file_type(t: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
     if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {
@@ -79,8 +79,10 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
         "a device"
     } else if t.is_socket() {
         "a socket"
+    } else if t.is_symlink() {
+        "a symlink"
     } else {
-        "not a regular file"
+        "a regular file"
     }
 }
 

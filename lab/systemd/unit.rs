@@ -34,24 +34,7 @@ impl UnitFile {
     /// Render as a unit file. Empty sections are left out, except `[Service]`, which a
     /// service unit always has.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for (name, directives, always) in [
-            ("Unit", &self.unit, false),
-            ("Service", &self.service, true),
-            ("Install", &self.install, false),
-        ] {
-            if directives.is_empty() && !always {
-                continue;
-            }
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            let _ = writeln!(out, "[{name}]");
-            for d in directives {
-                let _ = writeln!(out, "{}={}", d.key, d.value);
-            }
-        }
-        out
+        self.render_sections(true)
     }
 
     /// No directive in any section.
@@ -63,9 +46,17 @@ impl UnitFile {
     /// another type than a service (an empty `[Service]` there is an unknown section to
     /// systemd).
     pub fn render_present(&self) -> String {
+        self.render_sections(false)
+    }
+
+    fn render_sections(&self, keep_empty_service: bool) -> String {
         let mut out = String::new();
-        for (name, directives) in [("Unit", &self.unit), ("Service", &self.service), ("Install", &self.install)] {
-            if directives.is_empty() {
+        for (name, directives, keep_empty) in [
+            ("Unit", &self.unit, false),
+            ("Service", &self.service, keep_empty_service),
+            ("Install", &self.install, false),
+        ] {
+            if directives.is_empty() && !keep_empty {
                 continue;
             }
             if !out.is_empty() {

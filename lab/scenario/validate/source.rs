@@ -3,8 +3,9 @@
 //! source stops the run before any container starts, and the bytes installed are the bytes
 //! checked (a file changed while the run goes on does not matter).
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use crate::scenario::load::describe_file_type;
 
 /// The most a scenario's `source`s may hold together: enough for a statically linked service
 /// binary and its data, little enough to keep in memory and to pipe into a target as one tar.
@@ -56,7 +57,7 @@ pub fn read_source(path: &Path, budget: &mut Budget) -> Result<Source, String> {
         return read_file(path, path, &meta, PathBuf::new(), budget).map(Source::File);
     }
     if !meta.is_dir() {
-        return Err(format!("`{}` is {}, not a file or directory", path.display(), kind(&meta.file_type())));
+        return Err(format!("`{}` is {}, not a file or directory", path.display(), describe_file_type(&meta.file_type())));
     }
     let root = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve `{}`: {e}", path.display()))?;
     let mut out = Vec::new();
@@ -89,7 +90,7 @@ fn walk(root: &Path, shown: &Path, dir: &Path, depth: usize, budget: &mut Budget
             }
             let target_meta = std::fs::metadata(&target).map_err(|e| format!("cannot read `{}`: {e}", named.display()))?;
             if !target_meta.is_file() {
-                return Err(format!("symlink `{}` points to {}, not a regular file", named.display(), kind(&target_meta.file_type())));
+                return Err(format!("symlink `{}` points to {}, not a regular file", named.display(), describe_file_type(&target_meta.file_type())));
             }
             out.push(read_file(&target, &named, &target_meta, relative, budget)?);
         } else if kind_of.is_dir() {
@@ -97,7 +98,7 @@ fn walk(root: &Path, shown: &Path, dir: &Path, depth: usize, budget: &mut Budget
         } else if kind_of.is_file() {
             out.push(read_file(&path, &named, &meta, relative, budget)?);
         } else {
-            return Err(format!("`{}` is {}, which cannot be copied", named.display(), kind(&kind_of)));
+            return Err(format!("`{}` is {}, which cannot be copied", named.display(), describe_file_type(&kind_of)));
         }
     }
     Ok(())
@@ -121,22 +122,6 @@ fn read_file(path: &Path, named: &Path, meta: &std::fs::Metadata, relative: Path
     budget.bytes = budget.bytes.checked_sub(bytes.len() as u64).ok_or_else(|| format!("`{}` grew over the limit of {} MiB while it was read", named.display(), MAX_SOURCE_BYTES >> 20))?;
     budget.files -= 1;
     Ok(SourceFile { relative, bytes, mode: meta.permissions().mode() & 0o7777 })
-}
-
-fn kind(t: &std::fs::FileType) -> &'static str {
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_symlink() {
-        "a symlink"
-    } else {
-        "a regular file"
-    }
 }
 
 #[cfg(test)]
