@@ -4,7 +4,6 @@
 //! for each scenario that asks for one; results in load order whatever order they finished in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -126,20 +125,19 @@ pub async fn run(
             images.insert(suite, image);
         }
     }
-    // Booting is the CPU-bound part: at most one boot per core at a time.
-    let boots = Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+    // Booting is the CPU-bound part: Target::boot takes a host-wide boot slot (one per core).
     let max_targets = opts.jobs.unwrap_or(MAX_SHARED_TARGETS);
     let mut pools: BTreeMap<PoolKey, Pool> = BTreeMap::new();
     for (scenario, suite) in jobs.iter().filter(|(s, _)| !s.needs_pristine_target()) {
         let pool = pools.entry(pool_key(scenario, *suite)).or_insert_with(|| {
-            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, max_targets, boots.clone())
+            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, max_targets)
         });
         pool.expect(1);
     }
     let permits = Semaphore::new(opts.jobs.unwrap_or(jobs.len()).max(1));
     let kept = std::sync::Mutex::new(Vec::<String>::new());
     let futures = jobs.iter().map(|(scenario, suite)| {
-        let (pools, images, permits, kept, boots) = (&pools, &images, &permits, &kept, &boots);
+        let (pools, images, permits, kept) = (&pools, &images, &permits, &kept);
         async move {
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
             on_event(RunEvent::ScenarioStarted { name: scenario.name.clone(), suite: suite.name().to_string() });
@@ -149,14 +147,12 @@ pub async fn run(
                 // Its own target, booted from the suite's image with the packages installed.
                 match ensure_packages_image(engine, &images[suite], &scenario.packages, progress).await {
                     Ok(image) => {
-                        let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
-                        run_pristine(engine, &image, scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await
+                        run_pristine(engine, &image, scenario, *suite, opts.keep, diagnostics, on_event, kept).await
                     }
                     Err(e) => error_result(scenario, *suite, format!("prepare the packages of {} on {suite}: {e}", scenario.name)),
                 }
             } else if scenario.needs_pristine_target() {
-                let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
-                run_pristine(engine, &images[suite], scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await
+                run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await
             } else {
                 let pool = &pools[&pool_key(scenario, *suite)];
                 match pool.acquire(&claims(scenario)).await {
@@ -179,8 +175,7 @@ pub async fn run(
                                 pool.release(lease).await;
                                 // Visibly: the report says why this scenario did not share.
                                 let why = format!("writes {}, which the target image holds: ran on a target of its own so that no other scenario sees the change", paths.join(", "));
-                                let booting = boots.clone().acquire_owned().await.expect("the semaphore is never closed");
-                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, opts.keep, booting, diagnostics, on_event, kept).await;
+                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await;
                                 result.warnings.insert(0, why);
                                 result
                             }
@@ -217,14 +212,12 @@ async fn run_pristine(
     scenario: &Scenario,
     suite: Suite,
     keep: bool,
-    booting: tokio::sync::OwnedSemaphorePermit,
     diagnostics: Vec<Diagnostic>,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
     kept: &std::sync::Mutex<Vec<String>>,
 ) -> ScenarioResult {
     let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), ..Default::default() };
     let booted = Target::boot(engine, image, opts).await;
-    drop(booting);
     let session = match booted {
         Ok(target) => match Session::open(target).await {
             Ok(session) => session,

@@ -54,8 +54,6 @@ pub struct Pool {
     manager: ManagerSettings,
     keep: bool,
     max_targets: usize,
-    /// Shared by every pool of the run: boots are the CPU-bound part.
-    boots: Arc<tokio::sync::Semaphore>,
     slots: Mutex<Vec<Slot>>,
     next_lease: AtomicU64,
     /// Scenarios that will still acquire a lease.
@@ -70,14 +68,13 @@ pub struct Lease {
 }
 
 impl Pool {
-    pub fn new(engine: Engine, image: ImageRef, manager: ManagerSettings, keep: bool, max_targets: usize, boots: Arc<tokio::sync::Semaphore>) -> Pool {
+    pub fn new(engine: Engine, image: ImageRef, manager: ManagerSettings, keep: bool, max_targets: usize) -> Pool {
         Pool {
             engine,
             image,
             manager,
             keep,
             max_targets: max_targets.max(1),
-            boots,
             slots: Mutex::new(Vec::new()),
             next_lease: AtomicU64::new(0),
             to_come: AtomicUsize::new(0),
@@ -132,9 +129,8 @@ impl Pool {
             // commands reach the target at one moment and are batched.
             let purpose = format!("run-{}-shared{index}", self.image.suite);
             let opts = TargetOptions { keep: self.keep, purpose, manager: self.manager.clone(), ..Default::default() };
-            let permit = self.boots.acquire().await.expect("the semaphore is never closed");
+            // Boots queue for the host-wide boot slots inside Target::boot.
             let booted = Target::boot(&self.engine, &self.image, opts).await;
-            drop(permit);
             let booted = match booted {
                 Ok(target) => Session::open(target).await.map(Arc::new),
                 Err(e) => Err(e),
