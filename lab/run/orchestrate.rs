@@ -17,6 +17,7 @@ use crate::scenario::{Diagnostic, Scenario};
 use crate::systemd::Suite;
 use crate::target::image::{ensure_image, ImageError, ImageRef};
 use crate::target::packages::ensure_packages_image;
+use crate::target::limits::Limits;
 use crate::target::{Engine, Target, TargetOptions};
 use crate::verdict::{Outcome, RunEvent, RunReport, ScenarioResult};
 
@@ -98,11 +99,12 @@ pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenar
         .collect()
 }
 
-/// Which pool a scenario's targets come from: its suite and its `[manager]` settings.
-type PoolKey = (Suite, String);
+/// Which pool a scenario's targets come from: its suite, its `[manager]` settings and its
+/// `[limits]`.
+type PoolKey = (Suite, String, Limits);
 
 fn pool_key(scenario: &Scenario, suite: Suite) -> PoolKey {
-    (suite, scenario.manager.render())
+    (suite, scenario.manager.render(), scenario.limits)
 }
 
 /// Run every scenario on its suites. `Err` only when the lab cannot start at all (an image);
@@ -130,7 +132,7 @@ pub async fn run(
     let mut pools: BTreeMap<PoolKey, Pool> = BTreeMap::new();
     for (scenario, suite) in jobs.iter().filter(|(s, _)| !s.needs_pristine_target()) {
         let pool = pools.entry(pool_key(scenario, *suite)).or_insert_with(|| {
-            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, max_targets)
+            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), scenario.limits, opts.keep, max_targets)
         });
         pool.expect(1);
     }
@@ -216,7 +218,7 @@ async fn run_pristine(
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
     kept: &std::sync::Mutex<Vec<String>>,
 ) -> ScenarioResult {
-    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), ..Default::default() };
+    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), limits: scenario.limits, ..Default::default() };
     let booted = Target::boot(engine, image, opts).await;
     let session = match booted {
         Ok(target) => match Session::open(target).await {

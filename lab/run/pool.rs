@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, Notify};
 use super::plan::{compatible, Claim};
 use super::session::Session;
 use crate::systemd::ManagerSettings;
+use crate::target::limits::Limits;
 use crate::target::{Engine, ImageRef, Target, TargetOptions};
 
 /// A shared target could not be had.
@@ -52,6 +53,7 @@ pub struct Pool {
     engine: Engine,
     image: ImageRef,
     manager: ManagerSettings,
+    limits: Limits,
     keep: bool,
     max_targets: usize,
     slots: Mutex<Vec<Slot>>,
@@ -68,11 +70,12 @@ pub struct Lease {
 }
 
 impl Pool {
-    pub fn new(engine: Engine, image: ImageRef, manager: ManagerSettings, keep: bool, max_targets: usize) -> Pool {
+    pub fn new(engine: Engine, image: ImageRef, manager: ManagerSettings, limits: Limits, keep: bool, max_targets: usize) -> Pool {
         Pool {
             engine,
             image,
             manager,
+            limits,
             keep,
             max_targets: max_targets.max(1),
             slots: Mutex::new(Vec::new()),
@@ -128,7 +131,7 @@ impl Pool {
             // lease meanwhile and are all released together when it is up, so their first
             // commands reach the target at one moment and are batched.
             let purpose = format!("run-{}-shared{index}", self.image.suite);
-            let opts = TargetOptions { keep: self.keep, purpose, manager: self.manager.clone(), ..Default::default() };
+            let opts = TargetOptions { keep: self.keep, purpose, manager: self.manager.clone(), limits: self.limits, ..Default::default() };
             // Boots queue for the host-wide boot slots inside Target::boot.
             let booted = Target::boot(&self.engine, &self.image, opts).await;
             let booted = match booted {

@@ -178,6 +178,16 @@ pub struct RawFile {
     pub mode: Option<Spanned<Scalar>>,
 }
 
+/// `[limits]`: the target's ceilings, each optional.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub pids: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub memory: Option<Spanned<String>>,
+}
+
 /// Declares `RawStep` (every key any step kind takes, all optional) with a `present()` that
 /// lists the keys written, so `validate` can say which key does not belong to which `do`.
 macro_rules! raw_step {
@@ -249,6 +259,7 @@ pub struct RawScenario {
     pub allow_unknown_directives: Option<Spanned<bool>>,
     pub allow_invalid_values: Option<Spanned<bool>>,
     pub manager: Option<Spanned<Section>>,
+    pub limits: Option<Spanned<RawLimits>>,
     pub packages: Option<Spanned<Vec<Spanned<String>>>>,
     /// `(span of the entry, entry)`; entries that failed to deserialise are left out (their
     /// diagnostics are reported).
@@ -267,7 +278,7 @@ pub struct RawScenario {
 /// Every top-level key, as written in TOML.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "name", "description", "suites", "shared_target", "snapshot", "allow_unknown_directives",
-    "allow_invalid_values", "manager", "packages", "files", "units", "steps",
+    "allow_invalid_values", "manager", "limits", "packages", "files", "units", "steps",
 ];
 
 /// Parse `source` into a [`RawScenario`], collecting every syntax and shape error. `None` when
@@ -302,6 +313,7 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
             "allow_unknown_directives" => raw.allow_unknown_directives = one(map, value, &mut diags),
             "allow_invalid_values" => raw.allow_invalid_values = one(map, value, &mut diags),
             "manager" => raw.manager = one(map, value, &mut diags),
+            "limits" => raw.limits = one(map, value, &mut diags),
             "packages" => raw.packages = one(map, value, &mut diags),
             "files" => raw.files = each(map, "files", value, &mut diags),
             "units" => {

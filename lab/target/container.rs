@@ -20,6 +20,7 @@ use crate::target::engine::{Engine, EngineError};
 use crate::observe::JournalEntry;
 use crate::systemd::ManagerSettings;
 use crate::target::image::ImageRef;
+use crate::target::limits::Limits;
 use crate::target::reaper;
 
 /// Default boot deadline: boots take about half a second here, so this only trips on a
@@ -93,11 +94,19 @@ pub struct TargetOptions {
     /// `[Manager]` settings in place before systemd starts (a system.conf drop-in written into
     /// the created container), so no `daemon-reexec` is needed.
     pub manager: ManagerSettings,
+    /// Ceilings on the target's processes and memory (`[limits]` of a scenario).
+    pub limits: Limits,
 }
 
 impl Default for TargetOptions {
     fn default() -> Self {
-        TargetOptions { keep: false, boot_deadline: DEFAULT_BOOT_DEADLINE, purpose: "target".into(), manager: ManagerSettings::default() }
+        TargetOptions {
+            keep: false,
+            boot_deadline: DEFAULT_BOOT_DEADLINE,
+            purpose: "target".into(),
+            manager: ManagerSettings::default(),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -133,10 +142,6 @@ fn sanitize(word: &str) -> String {
     if s.is_empty() { "target".into() } else { s }
 }
 
-/// A target's ceiling on processes: a fork bomb in a scenario stops here, not at the host's.
-pub const PIDS_LIMIT: i64 = 1024;
-/// A target's ceiling on memory (no swap beyond it): ample for systemd and a few services.
-pub const MEMORY_LIMIT: i64 = 512 * 1024 * 1024;
 
 /// The container configuration that boots systemd without `--privileged`, as tightly as
 /// systemd allows (see README "Targets" and tests/lab/isolation.rs, which tries the escapes):
@@ -149,7 +154,7 @@ pub const MEMORY_LIMIT: i64 = 512 * 1024 * 1024;
 ///   before, exposed all of it;
 /// - capabilities cut to [`CAPABILITIES`] (measured: see there), the engine's default
 ///   seccomp profile and AppArmor profile kept;
-/// - limits on processes and memory.
+/// - limits on processes and memory ([`Limits`], overridable per scenario with `[limits]`).
 /// The capabilities a target keeps (all others dropped). Measured on 252 and 257 by dropping
 /// each of the engine's defaults in turn: without DAC_OVERRIDE PID 1 exits at once; without
 /// SETUID, SETGID or SETPCAP dbus (and for SETPCAP journald) fail and the target comes up
@@ -161,7 +166,7 @@ pub const MEMORY_LIMIT: i64 = 512 * 1024 * 1024;
 pub const CAPABILITIES: [&str; 10] =
     ["SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT"];
 
-fn host_config(keep: bool) -> HostConfig {
+fn host_config(keep: bool, limits: Limits) -> HostConfig {
     let tmpfs = HashMap::from([
         ("/run".to_string(), "rw,nosuid,nodev,mode=755".to_string()),
         ("/run/lock".to_string(), "rw,nosuid,nodev,noexec".to_string()),
@@ -175,9 +180,9 @@ fn host_config(keep: bool) -> HostConfig {
         cap_add: Some(CAPABILITIES.iter().map(|c| c.to_string()).collect()),
         tmpfs: Some(tmpfs),
         cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
-        pids_limit: Some(PIDS_LIMIT),
-        memory: Some(MEMORY_LIMIT),
-        memory_swap: Some(MEMORY_LIMIT),
+        pids_limit: Some(limits.pids),
+        memory: Some(limits.memory),
+        memory_swap: Some(limits.memory),
         // The engine deletes the container as soon as PID 1 exits: this is what turns the
         // tether's poweroff into a removal even when the lab process is gone.
         auto_remove: Some(!keep),
@@ -207,7 +212,7 @@ impl Target {
             labels: Some(reaper::labels(opts.keep)),
             stop_signal: Some("SIGRTMIN+3".into()),
             cmd: Some(vec!["/sbin/init".into()]),
-            host_config: Some(host_config(opts.keep)),
+            host_config: Some(host_config(opts.keep, opts.limits)),
             ..Default::default()
         };
         let created = docker
@@ -705,6 +710,7 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::limits::{DEFAULT_MEMORY, DEFAULT_PIDS};
 
     #[test]
     fn properties_keep_equals_signs_in_values() {
@@ -722,7 +728,7 @@ mod tests {
 
     #[test]
     fn targets_get_a_private_cgroup_namespace_limits_and_no_host_binds() {
-        let c = host_config(false);
+        let c = host_config(false, Limits::default());
         assert_eq!(c.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
         assert!(c.binds.is_none(), "nothing of the host is bound into a target");
         assert!(c.tmpfs.as_ref().unwrap().contains_key("/sys/fs/cgroup"), "systemd mounts its own hierarchies");
@@ -730,9 +736,11 @@ mod tests {
         assert_eq!(c.cap_drop.as_deref(), Some(&["ALL".to_string()][..]));
         assert!(c.cap_add.as_ref().unwrap().iter().any(|x| x == "SYS_ADMIN"));
         assert!(!c.cap_add.as_ref().unwrap().iter().any(|x| x == "NET_RAW" || x == "MKNOD"));
-        assert_eq!((c.pids_limit, c.memory, c.memory_swap), (Some(PIDS_LIMIT), Some(MEMORY_LIMIT), Some(MEMORY_LIMIT)));
+        assert_eq!((c.pids_limit, c.memory, c.memory_swap), (Some(DEFAULT_PIDS), Some(DEFAULT_MEMORY), Some(DEFAULT_MEMORY)));
+        let own = host_config(false, Limits { pids: 100, memory: 256 << 20 });
+        assert_eq!((own.pids_limit, own.memory, own.memory_swap), (Some(100), Some(256 << 20), Some(256 << 20)));
         assert_eq!(c.auto_remove, Some(true));
-        assert_eq!(host_config(true).auto_remove, Some(false), "a kept target must survive its PID 1 exiting");
+        assert_eq!(host_config(true, Limits::default()).auto_remove, Some(false), "a kept target must survive its PID 1 exiting");
         assert!(c.privileged.is_none(), "never --privileged: it fails on these hosts");
         assert_eq!(c.sysctls.unwrap()["net.unix.max_dgram_qlen"], "512", "or PID 1's log lines get dropped");
     }

@@ -8,6 +8,7 @@ pub mod container;
 pub mod doctor;
 pub mod engine;
 pub mod image;
+pub mod limits;
 pub mod packages;
 pub mod reaper;
 pub mod slots;

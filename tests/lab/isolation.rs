@@ -41,9 +41,9 @@ async fn a_target_sees_only_its_own_cgroups_and_no_release_agent() {
 async fn a_target_is_limited_and_filtered() {
     let (_engine, t) = crate::support::boot(Suite::Trixie, "isolation-limits").await;
     let (_, pids) = sh(&t, "cat /sys/fs/cgroup/pids/pids.max").await;
-    assert_eq!(pids.trim(), unitlab::target::container::PIDS_LIMIT.to_string(), "process limit");
+    assert_eq!(pids.trim(), unitlab::target::limits::DEFAULT_PIDS.to_string(), "process limit");
     let (_, mem) = sh(&t, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes").await;
-    assert_eq!(mem.trim(), unitlab::target::container::MEMORY_LIMIT.to_string(), "memory limit");
+    assert_eq!(mem.trim(), unitlab::target::limits::DEFAULT_MEMORY.to_string(), "memory limit");
     // The engine's default seccomp filter is on (mode 2), for PID 1 and what it starts.
     let (_, status) = sh(&t, "grep '^Seccomp:' /proc/1/status").await;
     assert_eq!(status.split_whitespace().nth(1), Some("2"), "seccomp: {status}");
@@ -78,7 +78,7 @@ async fn a_target_is_limited_and_filtered() {
             }
         }
     }
-    assert!(refused > 0, "the limit of {} processes refused none of 1100 forks", unitlab::target::container::PIDS_LIMIT);
+    assert!(refused > 0, "the limit of {} processes refused none of 1100 forks", unitlab::target::limits::DEFAULT_PIDS);
     // Still a working systemd: a unit starts and stops.
     let (code, out) = sh(&t, "systemctl reset-failed bomb; systemd-run --wait --quiet true && systemctl is-system-running").await;
     assert_eq!((code, out.trim()), (0, "running"));

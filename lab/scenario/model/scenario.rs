@@ -43,6 +43,9 @@ pub struct Scenario {
     pub snapshot: bool,
     /// `[manager]`: system.conf `[Manager]` overrides.
     pub manager: ManagerSettings,
+    /// `[limits]`: the target's process and memory ceilings. Targets are shared only among
+    /// scenarios with the same ceilings.
+    pub limits: crate::target::limits::Limits,
     /// `packages`: Debian packages installed into an image derived from the suite's target
     /// image, sorted (the order apt is given them in does not matter).
     pub packages: Vec<String>,

@@ -21,9 +21,10 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Severity, SourceMap};
 use super::model::*;
-use super::raw::{DirectiveValue, RawFile, RawScenario, Scalar, Section};
+use super::raw::{DirectiveValue, RawFile, RawLimits, RawScenario, Scalar, Section};
 use crate::systemd::directives;
 use crate::systemd::{parse_duration, parse_timespan, Directive, ManagerSettings, Signal, Suite};
+use crate::target::limits::{self, Limits};
 
 /// The longest duration a step may give (`within`, `window`, `duration`, `after`, `timeout`):
 /// it keeps every deadline the runner computes representable, and no test needs more.
@@ -235,6 +236,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
     };
 
     let manager = check_manager(&mut c, raw.manager.as_ref());
+    let limits = check_limits(&mut c, raw.limits.as_ref());
     let packages = check_packages(&mut c, raw.packages.as_ref());
     let files = check_files(&mut c, &raw.files);
     let units = units::check_units(&mut c, &raw.units, &suites);
@@ -253,6 +255,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
         snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),
         manager,
+        limits,
         packages,
         files,
         units: units.into_iter().map(|(_, u)| u).collect(),
@@ -381,6 +384,30 @@ fn check_manager(c: &mut Checker<'_>, section: Option<&Spanned<Section>>) -> Man
                 c.invalid_value(span.clone(), format!("invalid time span `{text}` for {k}="), "systemd ignores it: write e.g. \"5s\" or \"250ms\"");
             }
             out.directives.push(Directive::new(k.clone(), text));
+        }
+    }
+    out
+}
+
+/// `[limits]`: each value within bounds that still boot systemd and still contain a scenario.
+fn check_limits(c: &mut Checker<'_>, section: Option<&Spanned<RawLimits>>) -> Limits {
+    let mut out = Limits::default();
+    let Some(section) = section else { return out };
+    let raw = section.as_ref();
+    if let Some(p) = &raw.pids {
+        let (lo, hi) = (limits::PIDS_RANGE.start(), limits::PIDS_RANGE.end());
+        if limits::PIDS_RANGE.contains(p.as_ref()) {
+            out.pids = *p.as_ref();
+        } else {
+            c.error(p.span(), format!("`pids = {}` is outside {lo}..={hi}", p.as_ref()), format!("systemd needs about 25 processes to boot; the default is {}", limits::DEFAULT_PIDS));
+        }
+    }
+    if let Some(m) = &raw.memory {
+        let (lo, hi) = (limits::format_size(*limits::MEMORY_RANGE.start()), limits::format_size(*limits::MEMORY_RANGE.end()));
+        match limits::parse_size(m.as_ref()) {
+            Ok(bytes) if limits::MEMORY_RANGE.contains(&bytes) => out.memory = bytes,
+            Ok(_) => c.error(m.span(), format!("`memory = \"{}\"` is outside {lo}..={hi}", m.as_ref()), format!("the default is {}", limits::format_size(limits::DEFAULT_MEMORY))),
+            Err(why) => c.error(m.span(), format!("invalid memory size: {why}"), "write e.g. memory = \"768M\""),
         }
     }
     out
