@@ -187,12 +187,35 @@ pub const TETHERED_MARKER: &str = "/run/unitlab/tethered";
 /// second. Repeating also covers PID 1 ignoring a signal it has no handler for yet (the lab
 /// killed right after attaching the tether, while systemd still starts up). When PID 1 exits
 /// the container stops and takes the loop with it.
+///
+/// The loop starts no process (it waits with `read -t` on a FIFO of its own, not `sleep`), and
+/// the tether runs as `@unitlab-tether` ([`TETHER_ARGV0`]): systemd-shutdown neither signals
+/// nor waits for root processes whose argv[0] begins with `@` (its rule for storage daemons
+/// that must outlive it). Without that, systemd-shutdown killed the tether, which is not its
+/// child, and then noticed it gone only at its next wake-up: measured here, 10.2–10.5 s to
+/// container exit in 3 of 6 SIGKILLs of the lab; with it, 0.21–0.34 s in 8 of 8.
 fn tether_script() -> String {
     format!(
         "mkdir -p /run/unitlab && echo $$ > {TETHERED_MARKER}; while read -r -t {} _; do :; done; \
-         while kill -9 -1; kill -s SIGRTMIN+14 1; do sleep 0.2; done",
+         mkfifo /run/unitlab/tether-tick 2>/dev/null; exec 3<>/run/unitlab/tether-tick; \
+         while kill -9 -1; kill -s SIGRTMIN+14 1; do read -r -t 0.2 -u 3 _; done",
         TETHER_TIMEOUT.as_secs()
     )
+}
+
+/// The tether's argv[0]: the `@` keeps systemd-shutdown's hands off it (see [`tether_script`]).
+pub const TETHER_ARGV0: &str = "@unitlab-tether";
+
+/// The exec's command line: bash re-executes itself under [`TETHER_ARGV0`] (the engine sets
+/// argv[0] to the program's path), with the script as its `-c` argument.
+fn tether_command() -> Vec<String> {
+    vec![
+        "/bin/bash".to_string(),
+        "-c".to_string(),
+        format!("exec -a {TETHER_ARGV0} /bin/bash -c \"$1\""),
+        TETHER_ARGV0.to_string(),
+        tether_script(),
+    ]
 }
 
 /// Start the dead man's switch inside a booted target. The returned task owns the stdin of the
@@ -206,7 +229,7 @@ pub async fn start_tether(engine: &Engine, id: &str) -> Result<tokio::task::Join
                 attach_stdin: Some(true),
                 attach_stdout: Some(false),
                 attach_stderr: Some(false),
-                cmd: Some(vec!["/bin/bash".to_string(), "-c".to_string(), tether_script()]),
+                cmd: Some(tether_command()),
                 ..Default::default()
             },
         )

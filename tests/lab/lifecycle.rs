@@ -74,7 +74,7 @@ async fn start_long_run(engine: &Engine) -> (tokio::process::Child, u32, String,
 async fn sigkill_of_unitlab_after_boot_leaves_no_container() {
     let engine = crate::support::engine().await;
     let (mut child, pid, _id, mut events) = start_long_run(&engine).await;
-    wait_event(&mut events, pid, "exec_start: /bin/bash -c mkdir -p /run/unitlab", Duration::from_secs(60)).await;
+    wait_event(&mut events, pid, "exec_start: /bin/bash -c exec -a @unitlab-tether", Duration::from_secs(60)).await;
     sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "tethered").await;
 }
 
