@@ -19,17 +19,29 @@ fn mark_or_dash<'a>(t: &'a TableReport, row: &str, column: &str, f: impl Fn(&'a 
     t.cell(row, column).map(f).unwrap_or_else(|| "-".into())
 }
 
-/// "47 of 51 cells agree with the documentation; 4 disagree (4 reviewed, 0 not)".
+/// "47 of 51 cells agree with the documentation; 4 disagree (4 reviewed, 0 not)"; a table
+/// with cells the documentation says nothing about counts those apart, and, when it has a
+/// source rule, says how many cells follow it.
 pub(crate) fn tally(t: &TableReport) -> String {
-    let disagree: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees).collect();
-    format!(
+    let silent = |c: &&CellVerdict| c.documented == crate::tables::judge::SILENT;
+    let disagree: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees && !silent(c)).collect();
+    let silent_n = t.cells.iter().filter(silent).count();
+    let mut text = format!(
         "{} of {} cells agree with the documentation; {} disagree ({} reviewed, {} not)",
-        t.cells.len() - disagree.len(),
+        t.cells.len() - disagree.len() - silent_n,
         t.cells.len(),
         disagree.len(),
         disagree.iter().filter(|c| c.as_expected).count(),
         disagree.iter().filter(|c| !c.as_expected).count(),
-    )
+    );
+    if silent_n > 0 {
+        text.push_str(&format!("; the documentation says nothing about {silent_n}"));
+    }
+    if t.cells.iter().any(|c| c.source.is_some()) {
+        let follow = t.cells.iter().filter(|c| c.as_expected).count();
+        text.push_str(&format!("; {follow} of {} follow systemd's source rule", t.cells.len()));
+    }
+    text
 }
 
 /// How a disagreeing cell is named: "Restart=on-abort after watchdog".
@@ -37,6 +49,7 @@ fn cell_title(t: &TableReport, c: &CellVerdict) -> String {
     match t.table.as_str() {
         "restart" => format!("Restart={} after {}", c.column, c.row),
         "type" => format!("{} program with Type={}", c.row, c.column),
+        "results" => format!("Restart={} after {} (Result {})", c.column, c.row, c.result.as_deref().unwrap_or("none")),
         _ => format!("{} {} / {} {}", t.row_heading, c.row, t.column_heading, c.column),
     }
 }
@@ -66,7 +79,7 @@ pub(crate) fn human(t: &TableReport) -> String {
             let _ = writeln!(out, "{}{line}", if i == 0 { "  - " } else { "    " });
         }
     }
-    for c in t.cells.iter().filter(|c| !c.agrees) {
+    for c in t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()) {
         let _ = writeln!(out, "\n* {}: documented {}, observed {} ({})", cell_title(t, c), c.documented, c.observed, c.detail);
         if let Some(e) = &c.explanation {
             for line in wrap(e, 92) {
@@ -96,7 +109,7 @@ pub(crate) fn markdown(t: &TableReport) -> String {
         let _ = writeln!(out, "| {row} | {} |", cells.join(" | "));
     }
     let _ = writeln!(out, "\n{}.\n", tally(t));
-    let dis: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees).collect();
+    let dis: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()).collect();
     if !dis.is_empty() {
         let _ = writeln!(out, "Disagreements:\n");
         for c in dis {
@@ -145,7 +158,7 @@ pub(crate) fn html(t: &TableReport, anchor: impl Fn(&str) -> Option<String>) -> 
         let _ = write!(out, "<li>{}</li>", html_escape(m));
     }
     out.push_str("</ul>\n");
-    for c in t.cells.iter().filter(|c| !c.agrees) {
+    for c in t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()) {
         let _ = writeln!(
             out,
             "<p class=\"deviation\"><b>{}</b>: documented {}, observed {}. {}</p>",

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::oracle::{CellKey, Cause, TABLE_TYPES};
+use super::oracle::{self, CellKey, Cause, Ending, TABLE_TYPES};
 use crate::scenario::{self, Diagnostic, Scenario};
 use crate::systemd::{format_duration, RestartPolicy, ServiceType, Suite};
 
@@ -31,6 +31,10 @@ const CELL_DEADLINE: &str = "20s";
 /// share one target.
 const RESTART_BASE_PORT: u16 = 8100;
 const TYPE_BASE_PORT: u16 = 8200;
+const RESULTS_BASE_PORT: u16 = 8300;
+/// MemoryMax= of the oom-kill row: far below buggy-server's `oom` ceiling (64 MiB), far above
+/// what the server needs to start (a few MiB).
+pub const OOM_MEMORY_MAX: &str = "16M";
 const SERVER: &str = "/usr/local/bin/buggy-server";
 
 /// Which table.
@@ -39,15 +43,27 @@ const SERVER: &str = "/usr/local/bin/buggy-server";
 pub enum Table {
     Restart,
     Type,
+    /// Restart= × every way a service can end (Result, clean signals, exit-status lists).
+    Results,
 }
 
 impl Table {
-    pub const ALL: [Table; 2] = [Table::Restart, Table::Type];
+    pub const ALL: [Table; 3] = [Table::Restart, Table::Type, Table::Results];
 
     pub fn name(self) -> &'static str {
         match self {
             Table::Restart => "restart",
             Table::Type => "type",
+            Table::Results => "results",
+        }
+    }
+
+    /// The table a cell belongs to.
+    pub fn of(key: CellKey) -> Table {
+        match key {
+            CellKey::Restart(..) => Table::Restart,
+            CellKey::Type { .. } => Table::Type,
+            CellKey::Result(..) => Table::Results,
         }
     }
 }
@@ -62,10 +78,7 @@ pub struct Cell {
 
 impl Cell {
     pub fn table(&self) -> Table {
-        match self.key {
-            CellKey::Restart(..) => Table::Restart,
-            CellKey::Type { .. } => Table::Type,
-        }
+        Table::of(self.key)
     }
 }
 
@@ -74,6 +87,7 @@ pub fn scenario_name(key: CellKey) -> String {
     match key {
         CellKey::Restart(policy, cause) => format!("restart-{policy}-{}", cause.name()),
         CellKey::Type { program, configured } => format!("type-{program}-as-{configured}"),
+        CellKey::Result(policy, ending) => format!("results-{policy}-{}", ending.name()),
     }
 }
 
@@ -160,6 +174,94 @@ fn type_toml(program: ServiceType, configured: ServiceType, port: u16, suites: &
     out
 }
 
+/// How a results cell ends its server: the control-endpoint fault (once the unit is active),
+/// extra server flags, and extra [Service] lines.
+struct EndingSetup {
+    fault: Option<String>,
+    flags: &'static [&'static str],
+    service: Vec<(&'static str, String)>,
+}
+
+fn ending_setup(ending: Ending) -> EndingSetup {
+    let exit = |code: u8| Some(format!("kind = \"exit\"\ncode = {code}"));
+    let signal = |sig: &str| Some(format!("kind = \"signal\"\nsignal = \"{sig}\""));
+    let none = EndingSetup { fault: None, flags: &[], service: Vec::new() };
+    match ending {
+        Ending::Success => EndingSetup { fault: exit(0), ..none },
+        Ending::ExitCode => EndingSetup { fault: exit(3), ..none },
+        Ending::Signal => EndingSetup { fault: signal("KILL"), ..none },
+        // A core needs RLIMIT_CORE; where it is written is the host kernel's core_pattern.
+        Ending::CoreDump => EndingSetup { fault: signal("SEGV"), service: vec![("LimitCORE", "infinity".into())], ..none },
+        Ending::Timeout => EndingSetup { flags: &["--ready", "never"], ..none },
+        Ending::Watchdog => EndingSetup {
+            fault: Some("kind = \"stop-watchdog\"".into()),
+            flags: &["--watchdog", "naive"],
+            service: vec![("WatchdogSec", format_duration(WATCHDOG_SEC))],
+        },
+        // Exit 3 leaves the unit failed, so it stays loaded and keeps its start count (an
+        // inactive unit is garbage-collected and would start afresh); the lab's restart is
+        // then the second start within the interval, refused.
+        Ending::StartLimitHit => EndingSetup { fault: exit(3), ..none },
+        Ending::Protocol => EndingSetup { flags: &["--shape", "oneshot", "--work", "1s", "--exit-code", "0", "--ready", "never"], ..none },
+        Ending::OomKill => EndingSetup { flags: &["--fault", "oom@after=300ms"], service: vec![("MemoryMax", OOM_MEMORY_MAX.into())], ..none },
+        Ending::ExecCondition => EndingSetup { service: vec![("ExecCondition", "/bin/false".into())], ..none },
+        Ending::CleanSighup => EndingSetup { fault: signal("HUP"), ..none },
+        Ending::CleanSigterm => EndingSetup { fault: signal("TERM"), ..none },
+        Ending::CleanSigint => EndingSetup { fault: signal("INT"), ..none },
+        Ending::CleanSigpipe => EndingSetup { fault: signal("PIPE"), ..none },
+        Ending::SuccessExitStatus => EndingSetup {
+            fault: exit(oracle::SUCCESS_EXIT_STATUS),
+            service: vec![("SuccessExitStatus", oracle::SUCCESS_EXIT_STATUS.to_string())],
+            ..none
+        },
+        Ending::RestartPreventExitStatus => EndingSetup {
+            fault: exit(oracle::RESTART_PREVENT_EXIT_STATUS),
+            service: vec![("RestartPreventExitStatus", oracle::RESTART_PREVENT_EXIT_STATUS.to_string())],
+            ..none
+        },
+        Ending::RestartForceExitStatus => EndingSetup {
+            fault: exit(oracle::RESTART_FORCE_EXIT_STATUS),
+            service: vec![("RestartForceExitStatus", oracle::RESTART_FORCE_EXIT_STATUS.to_string())],
+            ..none
+        },
+    }
+}
+
+fn results_toml(policy: RestartPolicy, ending: Ending, port: u16, suites: &[Suite]) -> String {
+    let key = CellKey::Result(policy, ending);
+    let setup = ending_setup(ending);
+    let mut out = String::new();
+    head(&mut out, key, &format!("Restart={policy} when {}", ending.how()), suites);
+    let _ = writeln!(out, "[[units]]\nname = \"cell\"\nexec = {}\n", exec(port, setup.flags));
+    let _ = writeln!(out, "[units.Unit]\nDescription = \"unitlab cell Restart={policy} after {}\"", ending.name());
+    if ending == Ending::StartLimitHit {
+        // One start per hour: the lab's second start is refused.
+        let _ = writeln!(out, "StartLimitIntervalSec = \"1h\"\nStartLimitBurst = 1\n");
+    } else {
+        // The start rate limit must not hide a restart: the table asks what Restart= decides.
+        let _ = writeln!(out, "StartLimitIntervalSec = 0\n");
+    }
+    let _ = writeln!(out, "[units.Service]\nType = \"notify\"\nRestart = \"{policy}\"");
+    if !setup.service.iter().any(|(k, _)| *k == "LimitCORE") {
+        let _ = writeln!(out, "LimitCORE = 0");
+    }
+    for (k, v) in &setup.service {
+        let _ = writeln!(out, "{k} = {v:?}");
+    }
+    let _ = writeln!(out, "\n[[steps]]\ndo = \"start\"\nunit = \"cell\"\nno_block = true\n");
+    if let Some(fault) = &setup.fault {
+        let _ = writeln!(out, "[[steps]]\ndo = \"wait-state\"\nunit = \"cell\"\nactive = \"active\"\nwithin = {CELL_DEADLINE:?}\n");
+        let _ = writeln!(out, "[[steps]]\ndo = \"fault\"\nunit = \"cell\"\n{fault}\n");
+    }
+    if ending == Ending::StartLimitHit {
+        let _ = writeln!(out, "[[steps]]\ndo = \"wait-journal\"\nunit = \"cell\"\ncontains = \"Failed with result 'exit-code'\"\nwithin = {CELL_DEADLINE:?}\n");
+        let _ = writeln!(out, "[[steps]]\ndo = \"restart\"\nunit = \"cell\"\n");
+    }
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"restart\"\nunit = \"cell\"\nwithin = {CELL_DEADLINE:?}\n");
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"state\"\nunit = \"cell\"");
+    out
+}
+
 /// Every cell of `tables`, for `suites`, as TOML text in table order.
 pub fn cell_files(tables: &[Table], suites: &[Suite]) -> Vec<(CellKey, String)> {
     let mut out = Vec::new();
@@ -176,6 +278,14 @@ pub fn cell_files(tables: &[Table], suites: &[Suite]) -> Vec<(CellKey, String)> 
             for (ci, configured) in TABLE_TYPES.iter().enumerate() {
                 let port = TYPE_BASE_PORT + (ri * TABLE_TYPES.len() + ci) as u16;
                 out.push((CellKey::Type { program: *program, configured: *configured }, type_toml(*program, *configured, port, suites)));
+            }
+        }
+    }
+    if tables.contains(&Table::Results) {
+        for (ei, ending) in Ending::ALL.iter().enumerate() {
+            for (pi, policy) in RestartPolicy::ALL.iter().enumerate() {
+                let port = RESULTS_BASE_PORT + (ei * RestartPolicy::ALL.len() + pi) as u16;
+                out.push((CellKey::Result(*policy, *ending), results_toml(*policy, *ending, port, suites)));
             }
         }
     }
@@ -217,7 +327,7 @@ mod tests {
     #[test]
     fn every_cell_loads_without_a_warning_and_has_its_own_name_and_port() {
         let files = cell_files(&Table::ALL, &Suite::ALL);
-        assert_eq!(files.len(), 35 + 16);
+        assert_eq!(files.len(), 35 + 16 + 119);
         let mut names = Vec::new();
         let mut ports = Vec::new();
         for (key, toml) in &files {
@@ -230,8 +340,8 @@ mod tests {
         names.dedup();
         ports.sort();
         ports.dedup();
-        assert_eq!((names.len(), ports.len()), (51, 51));
-        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 51);
+        assert_eq!((names.len(), ports.len()), (170, 170));
+        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 170);
     }
 
     #[test]
@@ -252,6 +362,31 @@ mod tests {
             StepKind::Observe(Observe::Restart { window, .. }) => assert_eq!(*window, Duration::from_millis(1200), "2 x RestartSec=100ms + 1s"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn results_cells_set_only_what_their_ending_needs() {
+        let all = cells(&[Table::Results], &Suite::ALL).unwrap();
+        assert_eq!(all.len(), 7 * 17);
+        let cell = |p, e| all.iter().find(|c| c.key == CellKey::Result(p, e)).unwrap();
+        let force = cell(RestartPolicy::No, Ending::RestartForceExitStatus);
+        let unit = &force.scenario.units()[0].file;
+        assert_eq!(unit.service_value("RestartForceExitStatus"), Some("44"));
+        assert_eq!(unit.service_value("Restart"), Some("no"));
+        assert!(unit.service_value("SuccessExitStatus").is_none() && unit.service_value("RestartPreventExitStatus").is_none());
+        assert!(matches!(&force.scenario.steps[2].kind, StepKind::Fault(Fault::Control { .. })));
+        let core = cell(RestartPolicy::OnAbort, Ending::CoreDump).scenario.units()[0].file.clone();
+        assert_eq!(core.service_value("LimitCORE"), Some("infinity"));
+        let oom = cell(RestartPolicy::OnAbort, Ending::OomKill).scenario.units()[0].file.clone();
+        assert_eq!(oom.service_value("MemoryMax"), Some(OOM_MEMORY_MAX));
+        assert!(oom.service_value("ExecStart").unwrap().contains("--fault oom@after=300ms"));
+        let limited = cell(RestartPolicy::Always, Ending::StartLimitHit);
+        assert_eq!(limited.scenario.units()[0].file.unit_value("StartLimitBurst"), Some("1"));
+        let kinds: Vec<&str> = limited.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "wait-state", "fault", "wait-journal", "restart", "observe", "observe"]);
+        let skip = cell(RestartPolicy::Always, Ending::ExecCondition);
+        let kinds: Vec<&str> = skip.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "observe", "observe"], "nothing to wait for: the unit never becomes active");
     }
 
     #[test]
