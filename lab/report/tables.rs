@@ -23,9 +23,8 @@ fn mark_or_dash<'a>(t: &'a TableReport, row: &str, column: &str, f: impl Fn(&'a 
 /// with cells the documentation says nothing about counts those apart, and, when it has a
 /// source rule, says how many cells follow it.
 pub(crate) fn tally(t: &TableReport) -> String {
-    let silent = |c: &&CellVerdict| c.documented == crate::tables::judge::SILENT;
     let disagree: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees && !silent(c)).collect();
-    let silent_n = t.cells.iter().filter(silent).count();
+    let silent_n = t.cells.iter().filter(|c| silent(c)).count();
     let mut text = format!(
         "{} of {} cells agree with the documentation; {} disagree ({} reviewed, {} not)",
         t.cells.len() - disagree.len() - silent_n,
@@ -61,14 +60,14 @@ pub(crate) fn human(t: &TableReport) -> String {
     let w = width(t);
     let row_w = t.rows.iter().map(|r| r.len()).max().unwrap_or(0).max(t.row_heading.len());
     let _ = writeln!(out, "{} on {} — {}", t.title, t.suite, t.systemd);
-    let _ = writeln!(out, "rows: {}; columns: {}; top documented, bottom observed; * marks a disagreement\n", t.row_heading, t.column_heading);
+    let _ = writeln!(out, "rows: {}; columns: {}; top documented, bottom observed; * marks a disagreement{}\n", t.row_heading, t.column_heading, if t.cells.iter().any(silent) { "; ? the documentation says nothing" } else { "" });
     let _ = writeln!(out, "{:<row_w$} {:>10}  {}", t.row_heading, "", t.columns.iter().map(|c| format!("{c:<w$}")).collect::<String>());
     for row in &t.rows {
         let doc: String = t.columns.iter().map(|col| format!("{:<w$}", mark_or_dash(t, row, col, |c| c.documented_mark.clone()))).collect();
         let obs: String = t
             .columns
             .iter()
-            .map(|col| format!("{:<w$}", mark_or_dash(t, row, col, |c| format!("{}{}", c.observed_mark, if c.agrees { "" } else { "*" }))))
+            .map(|col| format!("{:<w$}", mark_or_dash(t, row, col, |c| format!("{}{}", c.observed_mark, if c.agrees || silent(c) { "" } else { "*" }))))
             .collect();
         let _ = writeln!(out, "{row:<row_w$} {:>10}  {}", "documented", doc.trim_end());
         let _ = writeln!(out, "{:<row_w$} {:>10}  {}", "", "observed", obs.trim_end());
@@ -90,23 +89,44 @@ pub(crate) fn human(t: &TableReport) -> String {
     out
 }
 
-/// Markdown: the observed grid with disagreements in bold and the documented value beside.
+fn silent(c: &CellVerdict) -> bool {
+    c.documented == crate::tables::judge::SILENT
+}
+
+/// The Result(s) a results-table row ended with, beside the source's when they differ:
+/// "signal (source: oom-kill)". None for tables without Results.
+fn row_result(t: &TableReport, row: &str) -> Option<String> {
+    let cells: Vec<&CellVerdict> = t.cells.iter().filter(|c| c.row == row && c.expected_result.is_some()).collect();
+    let expected = cells.first()?.expected_result.clone()?;
+    let mut seen: Vec<String> = cells.iter().map(|c| c.result.clone().unwrap_or_else(|| "none".into())).collect();
+    seen.sort();
+    seen.dedup();
+    let seen = seen.join(" / ");
+    Some(if seen == expected { seen } else { format!("{seen} (source: {expected})") })
+}
+
+/// Markdown: the observed grid with disagreements in bold and the documented value beside;
+/// a table with Results gets the Result each row ended with as its first column.
 pub(crate) fn markdown(t: &TableReport) -> String {
     let mut out = String::new();
+    let with_results = t.cells.iter().any(|c| c.expected_result.is_some());
     let _ = writeln!(out, "### {} on {} ({})\n", t.title, t.suite, t.systemd);
-    let _ = writeln!(out, "| {} \\ {} | {} |", t.row_heading, t.column_heading, t.columns.join(" | "));
-    let _ = writeln!(out, "|---|{}", "---|".repeat(t.columns.len()));
+    let result_head = if with_results { " Result |" } else { "" };
+    let _ = writeln!(out, "| {} \\ {} |{result_head} {} |", t.row_heading, t.column_heading, t.columns.join(" | "));
+    let _ = writeln!(out, "|---|{}{}", if with_results { "---|" } else { "" }, "---|".repeat(t.columns.len()));
     for row in &t.rows {
         let cells: Vec<String> = t
             .columns
             .iter()
             .map(|col| match t.cell(row, col) {
                 Some(c) if c.agrees => c.observed_mark.clone(),
+                Some(c) if silent(c) => format!("{} (doc ?)", c.observed_mark),
                 Some(c) => format!("**{}** (doc {})", c.observed_mark, c.documented_mark),
                 None => "-".into(),
             })
             .collect();
-        let _ = writeln!(out, "| {row} | {} |", cells.join(" | "));
+        let result = if with_results { format!(" {} |", row_result(t, row).unwrap_or_else(|| "-".into())) } else { String::new() };
+        let _ = writeln!(out, "| {row} |{result} {} |", cells.join(" | "));
     }
     let _ = writeln!(out, "\n{}.\n", tally(t));
     let dis: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()).collect();

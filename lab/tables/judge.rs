@@ -173,6 +173,7 @@ pub fn source_decision(policy: RestartPolicy, ending: Ending, result: Option<&st
         main: main_exit(ending),
         prevent: list(Ending::RestartPreventExitStatus, oracle::RESTART_PREVENT_EXIT_STATUS),
         force: list(Ending::RestartForceExitStatus, oracle::RESTART_FORCE_EXIT_STATUS),
+        refused_start: ending == Ending::StartLimitHit,
     };
     rule::shall_restart(policy, &end)
 }
@@ -203,7 +204,9 @@ fn judge_result_cell(policy: RestartPolicy, ending: Ending, r: &ScenarioResult, 
         why.push(note.clone());
     }
     match (&result, deviation) {
-        (Some(got), Some(d)) if *got == d.observed => why.push(format!("Result {got}, not {expected_result}: {}", d.explanation)),
+        (Some(got), Some(d)) if got.as_str() == d.observed => {
+            why.push(format!("Result {got}, not {expected_result}: the reviewed deviation for systemd {}..{} (why: in the table's notes).", d.systemd.0, d.systemd.1))
+        }
         (Some(got), Some(d)) => why.push(format!(
             "UNREVIEWED: Result {got}, but the reviewed deviation for systemd {}..{} says {}",
             d.systemd.0, d.systemd.1, d.observed
@@ -366,7 +369,12 @@ fn result_lines(results: &[&ScenarioResult]) -> Vec<String> {
             }
             seen.sort();
             seen.dedup();
-            Some(format!("{}: Result {} (source: {})", ending.name(), seen.join(" / "), ending.expected_result()))
+            let why = oracle::RESULT_DEVIATIONS
+                .iter()
+                .find(|(e, _, observed, _)| e == ending && seen.iter().any(|s| s == observed))
+                .map(|(_, v, _, why)| format!(". Reviewed deviation (systemd {}..{}): {why}", v.0, v.1))
+                .unwrap_or_default();
+            Some(format!("{}: Result {} (source: {}){why}", ending.name(), seen.join(" / "), ending.expected_result()))
         })
         .collect()
 }

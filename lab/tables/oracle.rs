@@ -158,7 +158,7 @@ impl Ending {
             Ending::CoreDump => "the server dies of SIGSEGV and dumps core (LimitCORE=infinity)",
             Ending::Timeout => "the server never reports ready (start timeout)",
             Ending::Watchdog => "the server stops its watchdog pings",
-            Ending::StartLimitHit => "after a clean exit the lab starts it again past StartLimitBurst=1",
+            Ending::StartLimitHit => "after an exit with code 3 the lab starts it again past StartLimitBurst=1: refused",
             Ending::Protocol => "a Type=notify server exits 0 without ever sending READY=1",
             Ending::OomKill => "the server allocates memory past MemoryMax= until the OOM killer acts",
             Ending::ExecCondition => "ExecCondition=/bin/false says skip",
@@ -173,7 +173,9 @@ impl Ending {
     }
 
     /// The Result systemd's source records for this ending (service.c: the first failure
-    /// wins; a clean signal or an exit status in SuccessExitStatus= is success).
+    /// wins; a clean signal or an exit status in SuccessExitStatus= is success). A start
+    /// refused by the rate limit after the failed run (exit code 3) of this row's cell keeps
+    /// that run's Result (`rule::refused_start_result`): `exit-code`, not `start-limit-hit`.
     pub fn expected_result(self) -> ServiceResult {
         match self {
             Ending::Success | Ending::CleanSighup | Ending::CleanSigterm | Ending::CleanSigint | Ending::CleanSigpipe | Ending::SuccessExitStatus => {
@@ -184,7 +186,7 @@ impl Ending {
             Ending::CoreDump => ServiceResult::CoreDump,
             Ending::Timeout => ServiceResult::Timeout,
             Ending::Watchdog => ServiceResult::Watchdog,
-            Ending::StartLimitHit => ServiceResult::StartLimitHit,
+            Ending::StartLimitHit => super::rule::refused_start_result(ServiceResult::ExitCode),
             Ending::Protocol => ServiceResult::Protocol,
             Ending::OomKill => ServiceResult::OomKill,
             Ending::ExecCondition => ServiceResult::ExecCondition,
@@ -394,11 +396,29 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
 ];
 
+/// Why an OOM kill reads as Result `signal` on this lab's hosts.
+const OOM_ON_CGROUP_V1: &str = "systemd learns of an OOM kill from the unified hierarchy's memory.events (oom_kill) of the \
+     unit's cgroup; this lab's hosts run cgroup v1 (Docker's cgroupfs driver), where MemoryMax= is applied as the v1 \
+     memory.limit_in_bytes and the kernel's OOM killer does kill the process (SIGKILL), but no oom_kill event reaches \
+     systemd. It sees a main process killed by SIGKILL, so the Result is signal and Restart= decides as for any \
+     SIGKILL: on-abort restarts, unlike on a cgroup v2 host where the Result is oom-kill (systemd issue 36529).";
+
+/// The results table's reviewed Result deviations: (ending, systemd versions, Result observed,
+/// why). They apply to every Restart= column of the row.
+pub const RESULT_DEVIATIONS: &[(Ending, (u32, u32), &str, &str)] = &[(Ending::OomKill, (252, 257), "signal", OOM_ON_CGROUP_V1)];
+
 /// The reviewed deviation for a cell on a systemd major version, if any.
-pub fn deviation(cell: CellKey, systemd_major: u32) -> Option<&'static Deviation> {
+pub fn deviation(cell: CellKey, systemd_major: u32) -> Option<Deviation> {
+    if let CellKey::Result(_, ending) = cell {
+        return RESULT_DEVIATIONS
+            .iter()
+            .find(|(e, v, _, _)| *e == ending && (v.0..=v.1).contains(&systemd_major))
+            .map(|(_, systemd, observed, explanation)| Deviation { cell, systemd: *systemd, observed, explanation });
+    }
     DEVIATIONS
         .iter()
         .find(|d| d.cell == cell && (d.systemd.0..=d.systemd.1).contains(&systemd_major))
+        .copied()
 }
 
 #[cfg(test)]
@@ -446,6 +466,17 @@ mod tests {
     fn type_table_diagonal_is_as_documented() {
         let diag: Vec<TypeOutcome> = TABLE_TYPES.iter().map(|t| type_documented(*t, *t).0).collect();
         assert_eq!(diag, vec![TypeOutcome::Works, TypeOutcome::Works, TypeOutcome::DeadSuccess, TypeOutcome::Works]);
+    }
+
+    #[test]
+    fn result_deviations_name_another_result_and_cover_every_column() {
+        for (ending, _, observed, _) in RESULT_DEVIATIONS {
+            assert_ne!(ending.expected_result().as_str(), *observed);
+            for p in RestartPolicy::ALL {
+                assert_eq!(deviation(CellKey::Result(*p, *ending), 252).map(|d| d.observed), Some(*observed));
+            }
+        }
+        assert!(deviation(CellKey::Result(RestartPolicy::No, Ending::Signal), 252).is_none());
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //!
 //! In the order systemd decides:
 //! 1. Some endings never consult Restart= at all: a start refused by the start rate limit
-//!    enters the dead state with restarts not allowed (Result `start-limit-hit`); so does a
-//!    stop the user asked for (`forbid_restart`, "manual stop").
+//!    enters the dead state with restarts not allowed; so does a stop the user asked for
+//!    (`forbid_restart`, "manual stop"). The refused start's Result is `start-limit-hit` only
+//!    if the Result was still `success`: the first failure wins (`service_enter_dead` replaces
+//!    only a success), and a refused start never reset it, so after a failed run the unit
+//!    reports that run's Result (e.g. `exit-code`), not `start-limit-hit`.
 //! 2. An exit status or signal of the main process listed in RestartPreventExitStatus= never
 //!    restarts; then one listed in RestartForceExitStatus= always restarts. Both look at the
 //!    main process's exit, not at the Result.
@@ -54,6 +57,19 @@ pub struct RunEnd {
     pub main: Option<MainExit>,
     pub prevent: ExitStatusSet,
     pub force: ExitStatusSet,
+    /// The run ended because a start was refused by the start rate limit ("Start request
+    /// repeated too quickly"): restarts are not allowed, whatever the Result says.
+    pub refused_start: bool,
+}
+
+/// The Result a start refused by the rate limit leaves: the earlier failure's, if the unit's
+/// Result was not `success` any more; otherwise `start-limit-hit`.
+pub fn refused_start_result(before: ServiceResult) -> ServiceResult {
+    if before == ServiceResult::Success {
+        ServiceResult::StartLimitHit
+    } else {
+        before
+    }
 }
 
 /// The decision and the reason, in systemd's own words where it logs one ("Service will
@@ -68,7 +84,7 @@ pub struct Decision {
 pub fn shall_restart(policy: RestartPolicy, end: &RunEnd) -> Decision {
     use RestartPolicy::*;
     use ServiceResult as R;
-    if end.result == R::StartLimitHit {
+    if end.refused_start || end.result == R::StartLimitHit {
         return Decision { restarts: false, reason: "the start was refused by the start rate limit, which enters the dead state with restarts not allowed" };
     }
     if end.prevent.matches(end.main) {
@@ -99,7 +115,7 @@ mod tests {
     use crate::systemd::Signal;
 
     fn end(result: ServiceResult, main: Option<MainExit>) -> RunEnd {
-        RunEnd { result, main, prevent: ExitStatusSet::default(), force: ExitStatusSet::default() }
+        RunEnd { result, main, prevent: ExitStatusSet::default(), force: ExitStatusSet::default(), refused_start: false }
     }
 
     fn killed(n: i32) -> Option<MainExit> {
@@ -126,6 +142,10 @@ mod tests {
             assert!(!shall_restart(*policy, &end(ServiceResult::ExecCondition, None)).restarts, "{policy}");
             let limited = RunEnd { force: ExitStatusSet::codes(&[0]), ..end(ServiceResult::StartLimitHit, Some(MainExit::Exited(0))) };
             assert!(!shall_restart(*policy, &limited).restarts, "{policy}: even a forcing list cannot restart a refused start");
+            // After a failed run the refused start keeps that run's Result, and still no restart.
+            let after_failure = RunEnd { refused_start: true, ..end(refused_start_result(ServiceResult::ExitCode), Some(MainExit::Exited(3))) };
+            assert_eq!(after_failure.result, ServiceResult::ExitCode);
+            assert!(!shall_restart(*policy, &after_failure).restarts, "{policy}");
         }
     }
 
