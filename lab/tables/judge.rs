@@ -569,6 +569,39 @@ mod tests {
     }
 
     #[test]
+    fn a_results_cell_is_judged_by_the_source_rule_and_compared_with_the_documentation() {
+        // protocol under on-success: the documentation is silent, the source says no restart.
+        let key = CellKey::Result(RestartPolicy::OnSuccess, Ending::Protocol);
+        let v = judge_cell(key, &result("results-on-success-protocol", vec![restart(Some("protocol"), Some(false))]), 252);
+        assert_eq!((v.documented.as_str(), v.documented_mark.as_str(), v.source.as_deref()), (SILENT, "?", Some("no restart")));
+        assert!(!v.agrees && v.as_expected);
+        assert!(v.explanation.unwrap().starts_with("The documentation says nothing"));
+        // An OOM kill seen as Result signal (cgroup v1) is the reviewed deviation; on-abort then
+        // restarts as for any SIGKILL, which is also what the documentation's row says.
+        let key = CellKey::Result(RestartPolicy::OnAbort, Ending::OomKill);
+        let v = judge_cell(key, &result("results-on-abort-oom-kill", vec![restart(Some("signal"), Some(true))]), 257);
+        assert!(v.agrees && v.as_expected, "{v:?}");
+        assert_eq!((v.result.as_deref(), v.expected_result.as_deref(), v.source.as_deref()), (Some("signal"), Some("oom-kill"), Some("restart")));
+        // Result oom-kill under on-abort must not restart (source), though the documentation says it does.
+        let v = judge_cell(key, &result("results-on-abort-oom-kill", vec![restart(Some("oom-kill"), Some(false))]), 257);
+        assert!(!v.agrees && !v.as_expected, "oom-kill is not the reviewed Result on 257 here");
+        assert!(v.explanation.unwrap().contains("UNREVIEWED: Result oom-kill"));
+        // A restart the source rule does not make is never as expected.
+        let key = CellKey::Result(RestartPolicy::Always, Ending::ExecCondition);
+        let v = judge_cell(key, &result("results-always-exec-condition", vec![restart(Some("exec-condition"), Some(true))]), 252);
+        assert!(!v.as_expected);
+        assert!(v.explanation.unwrap().contains("UNREVIEWED: the source rule says no restart"));
+        // The exit-status lists: forced even under Restart=no, and the documentation agrees.
+        let key = CellKey::Result(RestartPolicy::No, Ending::RestartForceExitStatus);
+        let v = judge_cell(key, &result("results-no-restart-force-exit-status", vec![restart(Some("exit-code"), Some(true))]), 252);
+        assert!(v.agrees && v.as_expected && v.explanation.is_none(), "{v:?}");
+        // A refused start keeps the failed run's Result and never restarts.
+        let key = CellKey::Result(RestartPolicy::Always, Ending::StartLimitHit);
+        let v = judge_cell(key, &result("results-always-start-limit-hit", vec![restart(Some("exit-code"), Some(false))]), 252);
+        assert!(v.agrees && v.as_expected, "{v:?}");
+    }
+
+    #[test]
     fn judging_a_report_builds_tables_and_adds_a_check_per_cell() {
         let a = result("restart-no-clean-exit", vec![restart(Some("success"), Some(false))]);
         let b = result("restart-always-clean-exit", vec![restart(Some("success"), Some(false))]);
