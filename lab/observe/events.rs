@@ -130,6 +130,10 @@ pub fn classify(entry: &JournalEntry) -> Option<EventKind> {
         .unwrap_or(message);
     let kind = match field(entry, "MESSAGE_ID") {
         Some(id::UNIT_STARTING) => EventKind::Starting,
+        // A skipped start job is logged with the "started" id too ("Condition check resulted
+        // in X being skipped."; 254+ also "X was skipped because of an unmet condition
+        // check"): nothing started.
+        Some(id::UNIT_STARTED) if text.starts_with("Condition check resulted in") || text.contains("was skipped because") => EventKind::Manager,
         Some(id::UNIT_STARTED) => EventKind::Started,
         Some(id::UNIT_FAILED) => EventKind::StartFailed,
         Some(id::UNIT_STOPPING) => EventKind::Stopping,
@@ -234,6 +238,14 @@ mod tests {
         assert_eq!(entry_unit(&e), Some("a.service"));
         let f = entry(&[("_PID", "1"), ("MESSAGE_ID", message_id::UNIT_FAILURE_RESULT), ("UNIT_RESULT", "watchdog"), ("MESSAGE", "x")]);
         assert_eq!(classify(&f), Some(EventKind::Failed { result: "watchdog".into() }));
+    }
+
+    #[test]
+    fn a_skipped_run_ends_the_run_and_its_job_line_is_no_start() {
+        let skip = entry(&[("_PID", "1"), ("UNIT", "a.service"), ("MESSAGE_ID", message_id::UNIT_SKIPPED), ("UNIT_RESULT", "exec-condition"), ("MESSAGE", "a.service: Skipped due to 'exec-condition'.")]);
+        assert_eq!(classify(&skip), Some(EventKind::Skipped { result: "exec-condition".into() }));
+        let job = entry(&[("_PID", "1"), ("UNIT", "a.service"), ("MESSAGE_ID", message_id::UNIT_STARTED), ("MESSAGE", "Condition check resulted in A being skipped.")]);
+        assert_eq!(classify(&job), Some(EventKind::Manager));
     }
 
     #[test]
