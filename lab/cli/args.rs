@@ -170,7 +170,7 @@ pub enum TableArg {
     Restart,
     /// The wrong-Type= table: 4 program behaviours x 4 configured types.
     Type,
-    /// Restart= x every way a service can end (17 endings: each Result, the clean signals,
+    /// Restart= x every way a service can end (18 endings: each Result, the clean signals,
     /// the exit-status lists), against systemd.service(5) and the rule in service.c.
     Results,
     /// Every table, measured together on one target per suite.

@@ -202,10 +202,12 @@ fn ending_setup(ending: Ending) -> EndingSetup {
             flags: &["--watchdog", "naive"],
             service: vec![("WatchdogSec", format_duration(WATCHDOG_SEC))],
         },
-        // Exit 3 leaves the unit failed, so it stays loaded and keeps its start count (an
-        // inactive unit is garbage-collected and would start afresh); the lab's restart is
-        // then the second start within the interval, refused.
-        Ending::StartLimitHit => EndingSetup { fault: exit(3), ..none },
+        // The lab's restart after the run is the second start within the interval: refused.
+        // After exit 0 the unit is inactive with Result success, which systemd garbage-collects
+        // (losing the start count) unless something references it: the cell's `holder` unit.
+        // Exit 3 leaves it failed, and a failed unit stays loaded.
+        Ending::StartLimitHit => EndingSetup { fault: exit(0), ..none },
+        Ending::StartLimitAfterFailure => EndingSetup { fault: exit(3), ..none },
         Ending::Protocol => EndingSetup { flags: &["--shape", "oneshot", "--work", "1s", "--exit-code", "0", "--ready", "never"], ..none },
         Ending::OomKill => EndingSetup { flags: &["--fault", "oom@after=300ms"], service: vec![("MemoryMax", OOM_MEMORY_MAX.into())], ..none },
         Ending::ExecCondition => EndingSetup { service: vec![("ExecCondition", "/bin/false".into())], ..none },
@@ -236,9 +238,16 @@ fn results_toml(policy: RestartPolicy, ending: Ending, port: u16, suites: &[Suit
     let setup = ending_setup(ending);
     let mut out = String::new();
     head(&mut out, key, &format!("Restart={policy} when {}", ending.how()), suites);
+    let limited = matches!(ending, Ending::StartLimitHit | Ending::StartLimitAfterFailure);
+    if limited {
+        // A target of its own: before v255 (systemd PR #30024) a daemon-reload forgets every
+        // unit's start count, and on a shared target other scenarios' installs and clean-ups
+        // reload at any moment (seen on 252: 3 of 7 cells started a second time).
+        out = out.replacen("snapshot = true\n", "snapshot = true\nshared_target = false\n", 1);
+    }
     let _ = writeln!(out, "[[units]]\nname = \"cell\"\nexec = {}\n", exec(port, setup.flags));
     let _ = writeln!(out, "[units.Unit]\nDescription = \"unitlab cell Restart={policy} after {}\"", ending.name());
-    if ending == Ending::StartLimitHit {
+    if limited {
         // One start per hour: the lab's second start is refused.
         let _ = writeln!(out, "StartLimitIntervalSec = \"1h\"\nStartLimitBurst = 1\n");
     } else {
@@ -256,13 +265,22 @@ fn results_toml(policy: RestartPolicy, ending: Ending, port: u16, suites: &[Suit
         let dir = format!("unitlab-{}", scenario_name(key));
         let _ = writeln!(out, "StateDirectory = {dir:?}\nWorkingDirectory = \"/var/lib/{dir}\"");
     }
+    if ending == Ending::StartLimitHit {
+        // Keeps the cell loaded after a clean exit (a unit another unit wants is not garbage).
+        let _ = writeln!(out, "\n[[units]]\nname = \"holder\"\nexec = [\"/bin/sleep\", \"infinity\"]\n\n[units.Unit]\nWants = \"cell.service\"");
+    }
     let _ = writeln!(out, "\n[[steps]]\ndo = \"start\"\nunit = \"cell\"\nno_block = true\n");
     if let Some(fault) = &setup.fault {
         let _ = writeln!(out, "[[steps]]\ndo = \"wait-state\"\nunit = \"cell\"\nactive = \"active\"\nwithin = {CELL_DEADLINE:?}\n");
+        if ending == Ending::StartLimitHit {
+            // The holder's Wants= finds the cell active: no second start of the cell.
+            let _ = writeln!(out, "[[steps]]\ndo = \"start\"\nunit = \"holder\"\n");
+        }
         let _ = writeln!(out, "[[steps]]\ndo = \"fault\"\nunit = \"cell\"\n{fault}\n");
     }
-    if ending == Ending::StartLimitHit {
-        let _ = writeln!(out, "[[steps]]\ndo = \"wait-journal\"\nunit = \"cell\"\ncontains = \"Failed with result 'exit-code'\"\nwithin = {CELL_DEADLINE:?}\n");
+    if limited {
+        let ended = if ending == Ending::StartLimitHit { "Deactivated successfully" } else { "Failed with result 'exit-code'" };
+        let _ = writeln!(out, "[[steps]]\ndo = \"wait-journal\"\nunit = \"cell\"\ncontains = {ended:?}\nwithin = {CELL_DEADLINE:?}\n");
         let _ = writeln!(out, "[[steps]]\ndo = \"restart\"\nunit = \"cell\"\n");
     }
     let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"restart\"\nunit = \"cell\"\nwithin = {CELL_DEADLINE:?}\n");
@@ -335,7 +353,7 @@ mod tests {
     #[test]
     fn every_cell_loads_without_a_warning_and_has_its_own_name_and_port() {
         let files = cell_files(&Table::ALL, &Suite::ALL);
-        assert_eq!(files.len(), 35 + 16 + 119);
+        assert_eq!(files.len(), 35 + 16 + 126);
         let mut names = Vec::new();
         let mut ports = Vec::new();
         for (key, toml) in &files {
@@ -348,8 +366,8 @@ mod tests {
         names.dedup();
         ports.sort();
         ports.dedup();
-        assert_eq!((names.len(), ports.len()), (170, 170));
-        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 170);
+        assert_eq!((names.len(), ports.len()), (177, 177));
+        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 177);
     }
 
     #[test]
@@ -375,7 +393,7 @@ mod tests {
     #[test]
     fn results_cells_set_only_what_their_ending_needs() {
         let all = cells(&[Table::Results], &Suite::ALL).unwrap();
-        assert_eq!(all.len(), 7 * 17);
+        assert_eq!(all.len(), 7 * 18);
         let cell = |p, e| all.iter().find(|c| c.key == CellKey::Result(p, e)).unwrap();
         let force = cell(RestartPolicy::No, Ending::RestartForceExitStatus);
         let unit = &force.scenario.units()[0].file;
@@ -388,10 +406,14 @@ mod tests {
         let oom = cell(RestartPolicy::OnAbort, Ending::OomKill).scenario.units()[0].file.clone();
         assert_eq!(oom.service_value("MemoryMax"), Some(OOM_MEMORY_MAX));
         assert!(oom.service_value("ExecStart").unwrap().contains("--fault oom@after=300ms"));
-        let limited = cell(RestartPolicy::Always, Ending::StartLimitHit);
+        let limited = cell(RestartPolicy::Always, Ending::StartLimitAfterFailure);
         assert_eq!(limited.scenario.units()[0].file.unit_value("StartLimitBurst"), Some("1"));
         let kinds: Vec<&str> = limited.scenario.steps.iter().map(|s| s.kind.word()).collect();
         assert_eq!(kinds, ["start", "wait-state", "fault", "wait-journal", "restart", "observe", "observe"]);
+        let held = cell(RestartPolicy::No, Ending::StartLimitHit);
+        assert_eq!(held.scenario.units().len(), 2, "a holder keeps the cell loaded after its clean exit");
+        let kinds: Vec<&str> = held.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "wait-state", "start", "fault", "wait-journal", "restart", "observe", "observe"]);
         let skip = cell(RestartPolicy::Always, Ending::ExecCondition);
         let kinds: Vec<&str> = skip.scenario.steps.iter().map(|s| s.kind.word()).collect();
         assert_eq!(kinds, ["start", "observe", "observe"], "nothing to wait for: the unit never becomes active");

@@ -146,8 +146,9 @@ pub fn observed_result(r: &ScenarioResult) -> Option<String> {
 fn main_exit(ending: Ending) -> Option<MainExit> {
     let killed = |n: i32| Signal::from_number(n).map(|signal| MainExit::Killed { signal, dumped: None });
     match ending {
+        // A refused start runs nothing: the main process's exit is still the run's before it.
         Ending::Success | Ending::StartLimitHit | Ending::Protocol => Some(MainExit::Exited(0)),
-        Ending::ExitCode => Some(MainExit::Exited(3)),
+        Ending::ExitCode | Ending::StartLimitAfterFailure => Some(MainExit::Exited(3)),
         Ending::SuccessExitStatus => Some(MainExit::Exited(oracle::SUCCESS_EXIT_STATUS)),
         Ending::RestartPreventExitStatus => Some(MainExit::Exited(oracle::RESTART_PREVENT_EXIT_STATUS)),
         Ending::RestartForceExitStatus => Some(MainExit::Exited(oracle::RESTART_FORCE_EXIT_STATUS)),
@@ -173,7 +174,7 @@ pub fn source_decision(policy: RestartPolicy, ending: Ending, result: Option<&st
         main: main_exit(ending),
         prevent: list(Ending::RestartPreventExitStatus, oracle::RESTART_PREVENT_EXIT_STATUS),
         force: list(Ending::RestartForceExitStatus, oracle::RESTART_FORCE_EXIT_STATUS),
-        refused_start: ending == Ending::StartLimitHit,
+        refused_start: matches!(ending, Ending::StartLimitHit | Ending::StartLimitAfterFailure),
     };
     rule::shall_restart(policy, &end)
 }
@@ -330,7 +331,7 @@ fn method(table: Table, results: &[&ScenarioResult]) -> Vec<String> {
             let mut lines = vec![
                 compressed,
                 "each cell is a notify buggy-server with systemd's default RestartSec; faults go through its control endpoint once the unit is active; timeout, protocol, oom-kill and exec-condition need none (never ready; exits 0 before READY=1; --fault oom@after=300ms; ExecCondition=/bin/false)".into(),
-                format!("oom-kill: MemoryMax={OOM_MEMORY_MAX}; core-dump: LimitCORE=infinity (elsewhere LimitCORE=0); start-limit-hit: StartLimitIntervalSec=1h StartLimitBurst=1, exit 3, then the lab's systemctl restart; elsewhere StartLimitIntervalSec=0"),
+                format!("oom-kill: MemoryMax={OOM_MEMORY_MAX}; core-dump: LimitCORE=infinity (elsewhere LimitCORE=0); start-limit-hit and start-limit-after-failure: StartLimitIntervalSec=1h StartLimitBurst=1, exit 0 (a second unit with Wants= on the cell keeps it loaded) or exit 3, then the lab's systemctl restart; elsewhere StartLimitIntervalSec=0"),
                 format!(
                     "\"no restart\" means nothing was scheduled or started within {} of the run's end",
                     derivation(results).unwrap_or_else(|| "the derived window".into())
@@ -596,9 +597,12 @@ mod tests {
         let v = judge_cell(key, &result("results-no-restart-force-exit-status", vec![restart(Some("exit-code"), Some(true))]), 252);
         assert!(v.agrees && v.as_expected && v.explanation.is_none(), "{v:?}");
         // A refused start keeps the failed run's Result and never restarts.
+        let key = CellKey::Result(RestartPolicy::Always, Ending::StartLimitAfterFailure);
+        let v = judge_cell(key, &result("results-always-start-limit-after-failure", vec![restart(Some("exit-code"), Some(false))]), 252);
+        assert!(v.agrees && v.as_expected, "{v:?}");
         let key = CellKey::Result(RestartPolicy::Always, Ending::StartLimitHit);
         let v = judge_cell(key, &result("results-always-start-limit-hit", vec![restart(Some("exit-code"), Some(false))]), 252);
-        assert!(v.agrees && v.as_expected, "{v:?}");
+        assert!(!v.as_expected, "after a clean run the refused start's Result is start-limit-hit");
     }
 
     #[test]

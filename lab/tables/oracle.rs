@@ -88,6 +88,8 @@ pub enum Ending {
     Timeout,
     Watchdog,
     StartLimitHit,
+    /// A start refused by the rate limit right after a failed run: it keeps that run's Result.
+    StartLimitAfterFailure,
     Protocol,
     OomKill,
     ExecCondition,
@@ -107,7 +109,7 @@ pub const RESTART_PREVENT_EXIT_STATUS: u8 = 43;
 pub const RESTART_FORCE_EXIT_STATUS: u8 = 44;
 
 impl Ending {
-    pub const ALL: [Ending; 17] = [
+    pub const ALL: [Ending; 18] = [
         Ending::Success,
         Ending::ExitCode,
         Ending::Signal,
@@ -115,6 +117,7 @@ impl Ending {
         Ending::Timeout,
         Ending::Watchdog,
         Ending::StartLimitHit,
+        Ending::StartLimitAfterFailure,
         Ending::Protocol,
         Ending::OomKill,
         Ending::ExecCondition,
@@ -136,6 +139,7 @@ impl Ending {
             Ending::Timeout => "timeout",
             Ending::Watchdog => "watchdog",
             Ending::StartLimitHit => "start-limit-hit",
+            Ending::StartLimitAfterFailure => "start-limit-after-failure",
             Ending::Protocol => "protocol",
             Ending::OomKill => "oom-kill",
             Ending::ExecCondition => "exec-condition",
@@ -158,7 +162,8 @@ impl Ending {
             Ending::CoreDump => "the server dies of SIGSEGV and dumps core (LimitCORE=infinity)",
             Ending::Timeout => "the server never reports ready (start timeout)",
             Ending::Watchdog => "the server stops its watchdog pings",
-            Ending::StartLimitHit => "after an exit with code 3 the lab starts it again past StartLimitBurst=1: refused",
+            Ending::StartLimitHit => "after an exit with code 0 the lab starts it again past StartLimitBurst=1: refused",
+            Ending::StartLimitAfterFailure => "after an exit with code 3 the lab starts it again past StartLimitBurst=1: refused",
             Ending::Protocol => "a Type=notify server exits 0 without ever sending READY=1",
             Ending::OomKill => "the server allocates memory past MemoryMax= until the OOM killer acts",
             Ending::ExecCondition => "ExecCondition=/bin/false says skip",
@@ -174,8 +179,8 @@ impl Ending {
 
     /// The Result systemd's source records for this ending (service.c: the first failure
     /// wins; a clean signal or an exit status in SuccessExitStatus= is success). A start
-    /// refused by the rate limit after the failed run (exit code 3) of this row's cell keeps
-    /// that run's Result (`rule::refused_start_result`): `exit-code`, not `start-limit-hit`.
+    /// refused by the rate limit keeps the Result of a failed run before it
+    /// (`rule::refused_start_result`): `start-limit-hit` after exit 0, `exit-code` after exit 3.
     pub fn expected_result(self) -> ServiceResult {
         match self {
             Ending::Success | Ending::CleanSighup | Ending::CleanSigterm | Ending::CleanSigint | Ending::CleanSigpipe | Ending::SuccessExitStatus => {
@@ -186,7 +191,8 @@ impl Ending {
             Ending::CoreDump => ServiceResult::CoreDump,
             Ending::Timeout => ServiceResult::Timeout,
             Ending::Watchdog => ServiceResult::Watchdog,
-            Ending::StartLimitHit => super::rule::refused_start_result(ServiceResult::ExitCode),
+            Ending::StartLimitHit => super::rule::refused_start_result(ServiceResult::Success),
+            Ending::StartLimitAfterFailure => super::rule::refused_start_result(ServiceResult::ExitCode),
             Ending::Protocol => ServiceResult::Protocol,
             Ending::OomKill => ServiceResult::OomKill,
             Ending::ExecCondition => ServiceResult::ExecCondition,
@@ -207,7 +213,7 @@ impl Ending {
             Ending::Signal | Ending::CoreDump | Ending::OomKill => Some(Cause::UncleanSignal),
             Ending::Timeout => Some(Cause::Timeout),
             Ending::Watchdog => Some(Cause::Watchdog),
-            Ending::StartLimitHit | Ending::Protocol | Ending::ExecCondition => None,
+            Ending::StartLimitHit | Ending::StartLimitAfterFailure | Ending::Protocol | Ending::ExecCondition => None,
             Ending::RestartPreventExitStatus | Ending::RestartForceExitStatus => Some(Cause::UncleanExitCode),
         }
     }
@@ -231,7 +237,7 @@ pub fn results_documented(policy: RestartPolicy, ending: Ending) -> Documented {
     match ending {
         Ending::RestartPreventExitStatus => return Says(false, "RestartPreventExitStatus=: listed exit statuses are never restarted, whatever Restart= says"),
         Ending::RestartForceExitStatus => return Says(true, "RestartForceExitStatus=: listed exit statuses are restarted regardless of Restart="),
-        Ending::StartLimitHit => {
+        Ending::StartLimitHit | Ending::StartLimitAfterFailure => {
             return Says(false, "systemd.unit(5) StartLimitIntervalSec=: a unit with Restart= that reaches the start limit is not attempted to be restarted anymore")
         }
         _ => {}
