@@ -357,12 +357,9 @@ fn result_lines(results: &[&ScenarioResult]) -> Vec<String> {
     Ending::ALL
         .iter()
         .filter_map(|ending| {
-            let prefix = format!("results-");
-            let suffix = format!("-{}", ending.name());
             let mut seen: Vec<String> = results
                 .iter()
-                .filter(|r| r.name.starts_with(&prefix) && r.name.ends_with(&suffix))
-                .filter(|r| RestartPolicy::ALL.iter().any(|p| r.name == format!("results-{p}{suffix}")))
+                .filter(|r| RestartPolicy::ALL.iter().any(|p| r.name == scenario_name(CellKey::Result(*p, *ending))))
                 .map(|r| observed_result(r).unwrap_or_else(|| "none".into()))
                 .collect();
             if seen.is_empty() {
