@@ -234,6 +234,12 @@ pub struct CellVerdict {
     /// Time from the fault (or the start) to the decisive event.
     #[serde(serialize_with = "ser_opt_secs")]
     pub decided_after: Option<Duration>,
+    /// Results table only (else None): the Result systemd logged when the run ended, the
+    /// Result systemd's source gives this ending, and what the source rule
+    /// (`service_shall_restart`) decides for the Result observed ("restart"/"no restart").
+    pub result: Option<String>,
+    pub expected_result: Option<String>,
+    pub source: Option<String>,
 }
 
 /// A whole run: `unitlab run`, `matrix` or `demo`.
@@ -250,7 +256,7 @@ pub struct RunReport {
     pub duration: Duration,
 }
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 impl RunReport {
     pub fn new(results: Vec<ScenarioResult>, duration: Duration) -> RunReport {

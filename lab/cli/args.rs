@@ -170,7 +170,10 @@ pub enum TableArg {
     Restart,
     /// The wrong-Type= table: 4 program behaviours x 4 configured types.
     Type,
-    /// Both tables, measured together on one target per suite.
+    /// Restart= x every way a service can end (18 endings: each Result, the clean signals,
+    /// the exit-status lists), against systemd.service(5) and the rule in service.c.
+    Results,
+    /// Every table, measured together on one target per suite.
     All,
 }
 
@@ -179,6 +182,7 @@ impl TableArg {
         match self {
             TableArg::Restart => vec![Table::Restart],
             TableArg::Type => vec![Table::Type],
+            TableArg::Results => vec![Table::Results],
             TableArg::All => Table::ALL.to_vec(),
         }
     }
@@ -190,6 +194,8 @@ pub enum DemoTopic {
     Restart,
     /// Every program behaviour under every Type=.
     Type,
+    /// Every Restart= option against every way a service can end.
+    Results,
 }
 
 impl DemoTopic {
@@ -197,6 +203,7 @@ impl DemoTopic {
         match self {
             DemoTopic::Restart => Table::Restart,
             DemoTopic::Type => Table::Type,
+            DemoTopic::Results => Table::Results,
         }
     }
 }

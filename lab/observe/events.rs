@@ -20,6 +20,7 @@ pub mod message_id {
     pub const UNIT_STOPPED: &str = "9d1aaa27d60140bd96365438aad20286";
     pub const UNIT_RESTART_SCHEDULED: &str = "5eb03494b6584870a536b337290809b3";
     pub const UNIT_SUCCESS: &str = "7ad2d189f7e94e70a38c781354912448";
+    pub const UNIT_SKIPPED: &str = "0e4284a0caca4bfc81c0bb6786972673";
     pub const UNIT_FAILURE_RESULT: &str = "d9b373ed55a64feb8242e02dbe79a49c";
     pub const UNIT_PROCESS_EXIT: &str = "98e322203f7a4ed290d09fe03c09fe15";
     pub const UNIT_RESOURCES: &str = "ae8f7b866b0347b9af31fe1c80b127c0";
@@ -49,6 +50,9 @@ pub enum EventKind {
     Failed { result: String },
     /// "Deactivated successfully."
     Deactivated,
+    /// "Skipped due to 'R'." (an `ExecCondition=` command exited 1..=254: the run ends with
+    /// Result `exec-condition`, and the unit is inactive, not failed).
+    Skipped { result: String },
     /// "Scheduled restart job, restart counter is at N."
     RestartScheduled { n: u32 },
     /// "Stopping X..."
@@ -126,11 +130,18 @@ pub fn classify(entry: &JournalEntry) -> Option<EventKind> {
         .unwrap_or(message);
     let kind = match field(entry, "MESSAGE_ID") {
         Some(id::UNIT_STARTING) => EventKind::Starting,
+        // A skipped start job is logged with the "started" id too ("Condition check resulted
+        // in X being skipped."; 254+ also "X was skipped because of an unmet condition
+        // check"): nothing started.
+        Some(id::UNIT_STARTED) if text.starts_with("Condition check resulted in") || text.contains("was skipped because") => EventKind::Manager,
         Some(id::UNIT_STARTED) => EventKind::Started,
         Some(id::UNIT_FAILED) => EventKind::StartFailed,
         Some(id::UNIT_STOPPING) => EventKind::Stopping,
         Some(id::UNIT_STOPPED) => EventKind::Stopped,
         Some(id::UNIT_SUCCESS) => EventKind::Deactivated,
+        Some(id::UNIT_SKIPPED) => EventKind::Skipped {
+            result: field(entry, "UNIT_RESULT").unwrap_or("unknown").to_string(),
+        },
         Some(id::UNIT_RESTART_SCHEDULED) => EventKind::RestartScheduled {
             n: field(entry, "N_RESTARTS").and_then(|n| n.parse().ok()).unwrap_or(0),
         },
@@ -227,6 +238,14 @@ mod tests {
         assert_eq!(entry_unit(&e), Some("a.service"));
         let f = entry(&[("_PID", "1"), ("MESSAGE_ID", message_id::UNIT_FAILURE_RESULT), ("UNIT_RESULT", "watchdog"), ("MESSAGE", "x")]);
         assert_eq!(classify(&f), Some(EventKind::Failed { result: "watchdog".into() }));
+    }
+
+    #[test]
+    fn a_skipped_run_ends_the_run_and_its_job_line_is_no_start() {
+        let skip = entry(&[("_PID", "1"), ("UNIT", "a.service"), ("MESSAGE_ID", message_id::UNIT_SKIPPED), ("UNIT_RESULT", "exec-condition"), ("MESSAGE", "a.service: Skipped due to 'exec-condition'.")]);
+        assert_eq!(classify(&skip), Some(EventKind::Skipped { result: "exec-condition".into() }));
+        let job = entry(&[("_PID", "1"), ("UNIT", "a.service"), ("MESSAGE_ID", message_id::UNIT_STARTED), ("MESSAGE", "Condition check resulted in A being skipped.")]);
+        assert_eq!(classify(&job), Some(EventKind::Manager));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! * a **restart** is systemd's "Scheduled restart job" line, or a "Started" line of an
 //!   invocation other than the one running before (a unit that was garbage-collected after a
 //!   clean stop has no invocation left, and then any new start counts);
-//! * the **end of a run** is the Result systemd logged: "Failed with result 'R'" or
-//!   "Deactivated successfully" (Result success);
+//! * the **end of a run** is the Result systemd logged: "Failed with result 'R'",
+//!   "Deactivated successfully" (Result success) or "Skipped due to 'R'" (exec-condition);
 //! * a fault is **detected** at the first sign systemd noticed it: the main process exiting, a
 //!   watchdog or start timeout, the start rate limit, a failed start job, or a stop.
 //!
@@ -26,6 +26,7 @@ pub fn result_of(kind: &EventKind) -> Option<&str> {
     match kind {
         EventKind::Failed { result } => Some(result),
         EventKind::Deactivated => Some("success"),
+        EventKind::Skipped { result } => Some(result),
         _ => None,
     }
 }
@@ -36,6 +37,7 @@ pub fn is_detection(kind: &EventKind) -> bool {
         kind,
         EventKind::MainExited { .. }
             | EventKind::Failed { .. }
+            | EventKind::Skipped { .. }
             | EventKind::WatchdogTimeout
             | EventKind::StartTimeout
             | EventKind::StartFailed

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::observe::{Event, EventKind};
 use crate::systemd::RestartPolicy;
-use crate::tables::oracle::{program_behaviour, restart_purpose, Cause, TABLE_TYPES};
+use crate::tables::oracle::{program_behaviour, restart_purpose, Cause, Ending, TABLE_TYPES};
 use crate::verdict::{CellVerdict, RunReport, ScenarioResult, TableReport};
 
 use super::tables;
@@ -38,6 +38,7 @@ pub(crate) fn compact(events: &[Event], from: Duration) -> String {
             EventKind::MainExited { code, status } => format!("{at} main process {code} ({})", status_word(code, status)),
             EventKind::Failed { result } => format!("{at} failed: Result={result}"),
             EventKind::Deactivated => format!("{at} deactivated successfully"),
+            EventKind::Skipped { result } => format!("{at} skipped: Result={result}"),
             EventKind::WatchdogTimeout => format!("{at} watchdog timeout"),
             EventKind::StartTimeout => format!("{at} start timed out"),
             EventKind::RestartScheduled { n } => format!("{at} restart #{n} scheduled"),
@@ -130,6 +131,49 @@ fn types(report: &RunReport, t: &TableReport) -> String {
     out
 }
 
+/// The results walkthrough: every Restart= option after every way a service can end, with
+/// the Result systemd logged, what the documentation says and what the source rule decides.
+fn results(report: &RunReport, t: &TableReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Every Restart= option after every way a service can end, live on {} ({}).", t.suite, t.systemd);
+    let _ = writeln!(
+        out,
+        "Each cell is its own unit running the buggy server; the lab ends it one way and records the\n\
+         Result systemd logged and whether it restarted. doc: what systemd.service(5) says (? = nothing);\n\
+         source: what service.c's restart rule decides for that Result.\n"
+    );
+    for policy in RestartPolicy::ALL {
+        let _ = writeln!(out, "Restart={policy} — {}", restart_purpose(*policy));
+        for ending in Ending::ALL {
+            let Some(c) = t.cell(ending.name(), policy.as_str()) else { continue };
+            let decision = match c.observed.as_str() {
+                "restart" => "RESTARTED",
+                "no restart" => "stayed down",
+                other => other,
+            };
+            let flag = if !c.as_expected { "  NOT as the source says" } else if c.documented == crate::tables::judge::SILENT { "  (undocumented)" } else if !c.agrees { "  (NOT as documented)" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {:<62} Result={:<15} {:<11} doc {} source {}{flag}",
+                format!("{}:", ending.how()),
+                c.result.as_deref().unwrap_or("none"),
+                decision,
+                c.documented_mark,
+                if c.source.as_deref() == Some("restart") { "X" } else { "." },
+            );
+            if let Some(r) = result_of(report, t, c) {
+                let line = compact(&r.timeline, fault_time(r));
+                if !line.is_empty() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    out.push_str(&tables::human(t));
+    out
+}
+
 /// The whole narration: every measured table, told.
 pub fn render_demo(report: &RunReport) -> String {
     let mut out = String::new();
@@ -137,6 +181,7 @@ pub fn render_demo(report: &RunReport) -> String {
         match t.table.as_str() {
             "restart" => out.push_str(&restart(report, t)),
             "type" => out.push_str(&types(report, t)),
+            "results" => out.push_str(&results(report, t)),
             _ => out.push_str(&tables::human(t)),
         }
         out.push('\n');

@@ -112,6 +112,7 @@ pub(crate) fn failing() -> ScenarioResult {
             ev(5_000, "web.service", EventKind::StartTimeout, "web.service: start operation timed out. Terminating."),
             ev(5_100, "web.service", EventKind::StartLimitHit, "web.service: Start request repeated too quickly."),
             ev(5_200, "web.service", EventKind::Deactivated, "web.service: Deactivated successfully."),
+            ev(5_250, "web.service", EventKind::Skipped { result: "exec-condition".into() }, "web.service: Skipped due to 'exec-condition'."),
             ev(5_300, "web.service", EventKind::Stopping, "Stopping web.service..."),
             ev(5_400, "web.service", EventKind::Stopped, "Stopped web.service."),
             ev(5_500, "web.service", EventKind::RestartScheduled { n: 1 }, "web.service: Scheduled restart job, restart counter is at 1."),
@@ -187,6 +188,9 @@ fn cell(row: &str, column: &str, documented: bool, observed: bool, explanation: 
         explanation: explanation.map(str::to_string),
         detail: "the run ended with Result=watchdog; ActiveState=active SubState=running Result=success NRestarts=1".into(),
         decided_after: Some(ms(1_350)),
+        result: Some("watchdog".into()),
+        expected_result: Some("watchdog".into()),
+        source: Some(word(documented).into()),
     }
 }
 

@@ -19,17 +19,28 @@ fn mark_or_dash<'a>(t: &'a TableReport, row: &str, column: &str, f: impl Fn(&'a 
     t.cell(row, column).map(f).unwrap_or_else(|| "-".into())
 }
 
-/// "47 of 51 cells agree with the documentation; 4 disagree (4 reviewed, 0 not)".
+/// "47 of 51 cells agree with the documentation; 4 disagree (4 reviewed, 0 not)"; a table
+/// with cells the documentation says nothing about counts those apart, and, when it has a
+/// source rule, says how many cells follow it.
 pub(crate) fn tally(t: &TableReport) -> String {
-    let disagree: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees).collect();
-    format!(
+    let disagree: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees && !silent(c)).collect();
+    let silent_n = t.cells.iter().filter(|c| silent(c)).count();
+    let mut text = format!(
         "{} of {} cells agree with the documentation; {} disagree ({} reviewed, {} not)",
-        t.cells.len() - disagree.len(),
+        t.cells.len() - disagree.len() - silent_n,
         t.cells.len(),
         disagree.len(),
         disagree.iter().filter(|c| c.as_expected).count(),
         disagree.iter().filter(|c| !c.as_expected).count(),
-    )
+    );
+    if silent_n > 0 {
+        text.push_str(&format!("; the documentation says nothing about {silent_n}"));
+    }
+    if t.cells.iter().any(|c| c.source.is_some()) {
+        let follow = t.cells.iter().filter(|c| c.as_expected).count();
+        text.push_str(&format!("; {follow} of {} follow systemd's source rule", t.cells.len()));
+    }
+    text
 }
 
 /// How a disagreeing cell is named: "Restart=on-abort after watchdog".
@@ -37,6 +48,7 @@ fn cell_title(t: &TableReport, c: &CellVerdict) -> String {
     match t.table.as_str() {
         "restart" => format!("Restart={} after {}", c.column, c.row),
         "type" => format!("{} program with Type={}", c.row, c.column),
+        "results" => format!("Restart={} after {} (Result {})", c.column, c.row, c.result.as_deref().unwrap_or("none")),
         _ => format!("{} {} / {} {}", t.row_heading, c.row, t.column_heading, c.column),
     }
 }
@@ -48,14 +60,14 @@ pub(crate) fn human(t: &TableReport) -> String {
     let w = width(t);
     let row_w = t.rows.iter().map(|r| r.len()).max().unwrap_or(0).max(t.row_heading.len());
     let _ = writeln!(out, "{} on {} — {}", t.title, t.suite, t.systemd);
-    let _ = writeln!(out, "rows: {}; columns: {}; top documented, bottom observed; * marks a disagreement\n", t.row_heading, t.column_heading);
+    let _ = writeln!(out, "rows: {}; columns: {}; top documented, bottom observed; * marks a disagreement{}\n", t.row_heading, t.column_heading, if t.cells.iter().any(silent) { "; ? the documentation says nothing" } else { "" });
     let _ = writeln!(out, "{:<row_w$} {:>10}  {}", t.row_heading, "", t.columns.iter().map(|c| format!("{c:<w$}")).collect::<String>());
     for row in &t.rows {
         let doc: String = t.columns.iter().map(|col| format!("{:<w$}", mark_or_dash(t, row, col, |c| c.documented_mark.clone()))).collect();
         let obs: String = t
             .columns
             .iter()
-            .map(|col| format!("{:<w$}", mark_or_dash(t, row, col, |c| format!("{}{}", c.observed_mark, if c.agrees { "" } else { "*" }))))
+            .map(|col| format!("{:<w$}", mark_or_dash(t, row, col, |c| format!("{}{}", c.observed_mark, if c.agrees || silent(c) { "" } else { "*" }))))
             .collect();
         let _ = writeln!(out, "{row:<row_w$} {:>10}  {}", "documented", doc.trim_end());
         let _ = writeln!(out, "{:<row_w$} {:>10}  {}", "", "observed", obs.trim_end());
@@ -66,7 +78,7 @@ pub(crate) fn human(t: &TableReport) -> String {
             let _ = writeln!(out, "{}{line}", if i == 0 { "  - " } else { "    " });
         }
     }
-    for c in t.cells.iter().filter(|c| !c.agrees) {
+    for c in t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()) {
         let _ = writeln!(out, "\n* {}: documented {}, observed {} ({})", cell_title(t, c), c.documented, c.observed, c.detail);
         if let Some(e) = &c.explanation {
             for line in wrap(e, 92) {
@@ -77,26 +89,47 @@ pub(crate) fn human(t: &TableReport) -> String {
     out
 }
 
-/// Markdown: the observed grid with disagreements in bold and the documented value beside.
+fn silent(c: &CellVerdict) -> bool {
+    c.documented == crate::tables::judge::SILENT
+}
+
+/// The Result(s) a results-table row ended with, beside the source's when they differ:
+/// "signal (source: oom-kill)". None for tables without Results.
+fn row_result(t: &TableReport, row: &str) -> Option<String> {
+    let cells: Vec<&CellVerdict> = t.cells.iter().filter(|c| c.row == row && c.expected_result.is_some()).collect();
+    let expected = cells.first()?.expected_result.clone()?;
+    let mut seen: Vec<String> = cells.iter().map(|c| c.result.clone().unwrap_or_else(|| "none".into())).collect();
+    seen.sort();
+    seen.dedup();
+    let seen = seen.join(" / ");
+    Some(if seen == expected { seen } else { format!("{seen} (source: {expected})") })
+}
+
+/// Markdown: the observed grid with disagreements in bold and the documented value beside;
+/// a table with Results gets the Result each row ended with as its first column.
 pub(crate) fn markdown(t: &TableReport) -> String {
     let mut out = String::new();
+    let with_results = t.cells.iter().any(|c| c.expected_result.is_some());
     let _ = writeln!(out, "### {} on {} ({})\n", t.title, t.suite, t.systemd);
-    let _ = writeln!(out, "| {} \\ {} | {} |", t.row_heading, t.column_heading, t.columns.join(" | "));
-    let _ = writeln!(out, "|---|{}", "---|".repeat(t.columns.len()));
+    let result_head = if with_results { " Result |" } else { "" };
+    let _ = writeln!(out, "| {} \\ {} |{result_head} {} |", t.row_heading, t.column_heading, t.columns.join(" | "));
+    let _ = writeln!(out, "|---|{}{}", if with_results { "---|" } else { "" }, "---|".repeat(t.columns.len()));
     for row in &t.rows {
         let cells: Vec<String> = t
             .columns
             .iter()
             .map(|col| match t.cell(row, col) {
                 Some(c) if c.agrees => c.observed_mark.clone(),
+                Some(c) if silent(c) => format!("{} (doc ?)", c.observed_mark),
                 Some(c) => format!("**{}** (doc {})", c.observed_mark, c.documented_mark),
                 None => "-".into(),
             })
             .collect();
-        let _ = writeln!(out, "| {row} | {} |", cells.join(" | "));
+        let result = if with_results { format!(" {} |", row_result(t, row).unwrap_or_else(|| "-".into())) } else { String::new() };
+        let _ = writeln!(out, "| {row} |{result} {} |", cells.join(" | "));
     }
     let _ = writeln!(out, "\n{}.\n", tally(t));
-    let dis: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees).collect();
+    let dis: Vec<&CellVerdict> = t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()).collect();
     if !dis.is_empty() {
         let _ = writeln!(out, "Disagreements:\n");
         for c in dis {
@@ -145,7 +178,7 @@ pub(crate) fn html(t: &TableReport, anchor: impl Fn(&str) -> Option<String>) -> 
         let _ = write!(out, "<li>{}</li>", html_escape(m));
     }
     out.push_str("</ul>\n");
-    for c in t.cells.iter().filter(|c| !c.agrees) {
+    for c in t.cells.iter().filter(|c| !c.agrees || c.explanation.is_some()) {
         let _ = writeln!(
             out,
             "<p class=\"deviation\"><b>{}</b>: documented {}, observed {}. {}</p>",

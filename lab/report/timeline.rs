@@ -149,7 +149,7 @@ fn state_after(e: &Event, rest: &[&Event]) -> Option<State> {
     };
     match &e.kind {
         EventKind::Failed { .. } | EventKind::StartFailed | EventKind::StartLimitHit => Some(settles(State::Failed)),
-        EventKind::Deactivated => Some(settles(State::Inactive)),
+        EventKind::Deactivated | EventKind::Skipped { .. } => Some(settles(State::Inactive)),
         other => state_after_alone(other),
     }
 }
@@ -159,7 +159,7 @@ fn state_after_alone(kind: &EventKind) -> Option<State> {
         EventKind::Starting | EventKind::RestartScheduled { .. } => Some(State::Activating),
         EventKind::Started => Some(State::Active),
         EventKind::StartFailed | EventKind::Failed { .. } | EventKind::StartLimitHit => Some(State::Failed),
-        EventKind::Deactivated | EventKind::Stopped => Some(State::Inactive),
+        EventKind::Deactivated | EventKind::Skipped { .. } | EventKind::Stopped => Some(State::Inactive),
         EventKind::Stopping | EventKind::WatchdogTimeout | EventKind::StartTimeout => Some(State::Deactivating),
         EventKind::MainExited { .. } | EventKind::Output | EventKind::Manager | EventKind::Lab { .. } => None,
     }

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::oracle::{CellKey, Cause, TABLE_TYPES};
+use super::oracle::{self, CellKey, Cause, Ending, TABLE_TYPES};
 use crate::scenario::{self, Diagnostic, Scenario};
 use crate::systemd::{format_duration, RestartPolicy, ServiceType, Suite};
 
@@ -27,10 +27,21 @@ pub const COMPRESSED_START_TIMEOUT: Duration = Duration::from_secs(3);
 pub const WATCHDOG_SEC: Duration = Duration::from_secs(1);
 /// How long a cell waits for its server to be active, or for its run to end after the fault.
 const CELL_DEADLINE: &str = "20s";
+/// The same for the results table. Its 14 start-limit cells boot targets of their own per
+/// suite (see `results_toml`); on a 2-core host those boots hold up the shared target's queued
+/// starts (measured on 252: timeout, protocol and oom cells whose run had not even started
+/// 20 s after their scenario began). This bounds how long the lab waits for a run to end; it
+/// claims nothing about systemd, whose own timers (3 s start timeout, 1 s watchdog) still
+/// decide every Result, and the no-restart window stays derived from RestartSec=.
+const RESULTS_DEADLINE: &str = "60s";
 /// First port of each table's servers: every cell listens on its own port, so all of them can
 /// share one target.
 const RESTART_BASE_PORT: u16 = 8100;
 const TYPE_BASE_PORT: u16 = 8200;
+const RESULTS_BASE_PORT: u16 = 8300;
+/// MemoryMax= of the oom-kill row: far below buggy-server's `oom` ceiling (64 MiB), far above
+/// what the server needs to start (a few MiB).
+pub const OOM_MEMORY_MAX: &str = "16M";
 const SERVER: &str = "/usr/local/bin/buggy-server";
 
 /// Which table.
@@ -39,15 +50,27 @@ const SERVER: &str = "/usr/local/bin/buggy-server";
 pub enum Table {
     Restart,
     Type,
+    /// Restart= × every way a service can end (Result, clean signals, exit-status lists).
+    Results,
 }
 
 impl Table {
-    pub const ALL: [Table; 2] = [Table::Restart, Table::Type];
+    pub const ALL: [Table; 3] = [Table::Restart, Table::Type, Table::Results];
 
     pub fn name(self) -> &'static str {
         match self {
             Table::Restart => "restart",
             Table::Type => "type",
+            Table::Results => "results",
+        }
+    }
+
+    /// The table a cell belongs to.
+    pub fn of(key: CellKey) -> Table {
+        match key {
+            CellKey::Restart(..) => Table::Restart,
+            CellKey::Type { .. } => Table::Type,
+            CellKey::Result(..) => Table::Results,
         }
     }
 }
@@ -62,10 +85,7 @@ pub struct Cell {
 
 impl Cell {
     pub fn table(&self) -> Table {
-        match self.key {
-            CellKey::Restart(..) => Table::Restart,
-            CellKey::Type { .. } => Table::Type,
-        }
+        Table::of(self.key)
     }
 }
 
@@ -74,6 +94,7 @@ pub fn scenario_name(key: CellKey) -> String {
     match key {
         CellKey::Restart(policy, cause) => format!("restart-{policy}-{}", cause.name()),
         CellKey::Type { program, configured } => format!("type-{program}-as-{configured}"),
+        CellKey::Result(policy, ending) => format!("results-{policy}-{}", ending.name()),
     }
 }
 
@@ -160,6 +181,120 @@ fn type_toml(program: ServiceType, configured: ServiceType, port: u16, suites: &
     out
 }
 
+/// How a results cell ends its server: the control-endpoint fault (once the unit is active),
+/// extra server flags, and extra [Service] lines.
+struct EndingSetup {
+    fault: Option<String>,
+    flags: &'static [&'static str],
+    service: Vec<(&'static str, String)>,
+}
+
+fn ending_setup(ending: Ending) -> EndingSetup {
+    let exit = |code: u8| Some(format!("kind = \"exit\"\ncode = {code}"));
+    let signal = |sig: &str| Some(format!("kind = \"signal\"\nsignal = \"{sig}\""));
+    let none = EndingSetup { fault: None, flags: &[], service: Vec::new() };
+    match ending {
+        Ending::Success => EndingSetup { fault: exit(0), ..none },
+        Ending::ExitCode => EndingSetup { fault: exit(3), ..none },
+        Ending::Signal => EndingSetup { fault: signal("KILL"), ..none },
+        // A core needs RLIMIT_CORE; where it is written is the host kernel's core_pattern
+        // (here "core": a file in the working directory). Each cell gets its own directory:
+        // the kernel unlinks an existing core file and creates the new one with O_EXCL, so
+        // cells dumping into one directory at the same moment race, and a loser's dump fails
+        // (no WCOREDUMP: Result signal). Measured: 3 of 7 cells sharing / lost that race.
+        Ending::CoreDump => EndingSetup { fault: signal("SEGV"), service: vec![("LimitCORE", "infinity".into())], ..none },
+        Ending::Timeout => EndingSetup { flags: &["--ready", "never"], ..none },
+        Ending::Watchdog => EndingSetup {
+            fault: Some("kind = \"stop-watchdog\"".into()),
+            flags: &["--watchdog", "naive"],
+            service: vec![("WatchdogSec", format_duration(WATCHDOG_SEC))],
+        },
+        // The lab's restart after the run is the second start within the interval: refused.
+        // After exit 0 the unit is inactive with Result success, which systemd garbage-collects
+        // (losing the start count) unless something references it: the cell's `holder` unit.
+        // Exit 3 leaves it failed, and a failed unit stays loaded.
+        Ending::StartLimitHit => EndingSetup { fault: exit(0), ..none },
+        Ending::StartLimitAfterFailure => EndingSetup { fault: exit(3), ..none },
+        Ending::Protocol => EndingSetup { flags: &["--shape", "oneshot", "--work", "1s", "--exit-code", "0", "--ready", "never"], ..none },
+        Ending::OomKill => EndingSetup { flags: &["--fault", "oom@after=300ms"], service: vec![("MemoryMax", OOM_MEMORY_MAX.into())], ..none },
+        Ending::ExecCondition => EndingSetup { service: vec![("ExecCondition", "/bin/false".into())], ..none },
+        Ending::CleanSighup => EndingSetup { fault: signal("HUP"), ..none },
+        Ending::CleanSigterm => EndingSetup { fault: signal("TERM"), ..none },
+        Ending::CleanSigint => EndingSetup { fault: signal("INT"), ..none },
+        Ending::CleanSigpipe => EndingSetup { fault: signal("PIPE"), ..none },
+        Ending::SuccessExitStatus => EndingSetup {
+            fault: exit(oracle::SUCCESS_EXIT_STATUS),
+            service: vec![("SuccessExitStatus", oracle::SUCCESS_EXIT_STATUS.to_string())],
+            ..none
+        },
+        Ending::RestartPreventExitStatus => EndingSetup {
+            fault: exit(oracle::RESTART_PREVENT_EXIT_STATUS),
+            service: vec![("RestartPreventExitStatus", oracle::RESTART_PREVENT_EXIT_STATUS.to_string())],
+            ..none
+        },
+        Ending::RestartForceExitStatus => EndingSetup {
+            fault: exit(oracle::RESTART_FORCE_EXIT_STATUS),
+            service: vec![("RestartForceExitStatus", oracle::RESTART_FORCE_EXIT_STATUS.to_string())],
+            ..none
+        },
+    }
+}
+
+fn results_toml(policy: RestartPolicy, ending: Ending, port: u16, suites: &[Suite]) -> String {
+    let key = CellKey::Result(policy, ending);
+    let setup = ending_setup(ending);
+    let mut out = String::new();
+    head(&mut out, key, &format!("Restart={policy} when {}", ending.how()), suites);
+    let limited = matches!(ending, Ending::StartLimitHit | Ending::StartLimitAfterFailure);
+    if limited {
+        // A target of its own: before v255 (systemd PR #30024) a daemon-reload forgets every
+        // unit's start count, and on a shared target other scenarios' installs and clean-ups
+        // reload at any moment (seen on 252: 3 of 7 cells started a second time).
+        out = out.replacen("snapshot = true\n", "snapshot = true\nshared_target = false\n", 1);
+    }
+    let _ = writeln!(out, "[[units]]\nname = \"cell\"\nexec = {}\n", exec(port, setup.flags));
+    let _ = writeln!(out, "[units.Unit]\nDescription = \"unitlab cell Restart={policy} after {}\"", ending.name());
+    if limited {
+        // One start per hour: the lab's second start is refused.
+        let _ = writeln!(out, "StartLimitIntervalSec = \"1h\"\nStartLimitBurst = 1\n");
+    } else {
+        // The start rate limit must not hide a restart: the table asks what Restart= decides.
+        let _ = writeln!(out, "StartLimitIntervalSec = 0\n");
+    }
+    let _ = writeln!(out, "[units.Service]\nType = \"notify\"\nRestart = \"{policy}\"");
+    if !setup.service.iter().any(|(k, _)| *k == "LimitCORE") {
+        let _ = writeln!(out, "LimitCORE = 0");
+    }
+    for (k, v) in &setup.service {
+        let _ = writeln!(out, "{k} = {v:?}");
+    }
+    if ending == Ending::CoreDump {
+        let dir = format!("unitlab-{}", scenario_name(key));
+        let _ = writeln!(out, "StateDirectory = {dir:?}\nWorkingDirectory = \"/var/lib/{dir}\"");
+    }
+    if ending == Ending::StartLimitHit {
+        // Keeps the cell loaded after a clean exit (a unit another unit wants is not garbage).
+        let _ = writeln!(out, "\n[[units]]\nname = \"holder\"\nexec = [\"/bin/sleep\", \"infinity\"]\n\n[units.Unit]\nWants = \"cell.service\"");
+    }
+    let _ = writeln!(out, "\n[[steps]]\ndo = \"start\"\nunit = \"cell\"\nno_block = true\n");
+    if let Some(fault) = &setup.fault {
+        let _ = writeln!(out, "[[steps]]\ndo = \"wait-state\"\nunit = \"cell\"\nactive = \"active\"\nwithin = {RESULTS_DEADLINE:?}\n");
+        if ending == Ending::StartLimitHit {
+            // The holder's Wants= finds the cell active: no second start of the cell.
+            let _ = writeln!(out, "[[steps]]\ndo = \"start\"\nunit = \"holder\"\n");
+        }
+        let _ = writeln!(out, "[[steps]]\ndo = \"fault\"\nunit = \"cell\"\n{fault}\n");
+    }
+    if limited {
+        let ended = if ending == Ending::StartLimitHit { "Deactivated successfully" } else { "Failed with result 'exit-code'" };
+        let _ = writeln!(out, "[[steps]]\ndo = \"wait-journal\"\nunit = \"cell\"\ncontains = {ended:?}\nwithin = {RESULTS_DEADLINE:?}\n");
+        let _ = writeln!(out, "[[steps]]\ndo = \"restart\"\nunit = \"cell\"\n");
+    }
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"restart\"\nunit = \"cell\"\nwithin = {RESULTS_DEADLINE:?}\n");
+    let _ = writeln!(out, "[[steps]]\ndo = \"observe\"\nwhat = \"state\"\nunit = \"cell\"");
+    out
+}
+
 /// Every cell of `tables`, for `suites`, as TOML text in table order.
 pub fn cell_files(tables: &[Table], suites: &[Suite]) -> Vec<(CellKey, String)> {
     let mut out = Vec::new();
@@ -176,6 +311,14 @@ pub fn cell_files(tables: &[Table], suites: &[Suite]) -> Vec<(CellKey, String)> 
             for (ci, configured) in TABLE_TYPES.iter().enumerate() {
                 let port = TYPE_BASE_PORT + (ri * TABLE_TYPES.len() + ci) as u16;
                 out.push((CellKey::Type { program: *program, configured: *configured }, type_toml(*program, *configured, port, suites)));
+            }
+        }
+    }
+    if tables.contains(&Table::Results) {
+        for (ei, ending) in Ending::ALL.iter().enumerate() {
+            for (pi, policy) in RestartPolicy::ALL.iter().enumerate() {
+                let port = RESULTS_BASE_PORT + (ei * RestartPolicy::ALL.len() + pi) as u16;
+                out.push((CellKey::Result(*policy, *ending), results_toml(*policy, *ending, port, suites)));
             }
         }
     }
@@ -217,7 +360,7 @@ mod tests {
     #[test]
     fn every_cell_loads_without_a_warning_and_has_its_own_name_and_port() {
         let files = cell_files(&Table::ALL, &Suite::ALL);
-        assert_eq!(files.len(), 35 + 16);
+        assert_eq!(files.len(), 35 + 16 + 126);
         let mut names = Vec::new();
         let mut ports = Vec::new();
         for (key, toml) in &files {
@@ -230,8 +373,8 @@ mod tests {
         names.dedup();
         ports.sort();
         ports.dedup();
-        assert_eq!((names.len(), ports.len()), (51, 51));
-        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 51);
+        assert_eq!((names.len(), ports.len()), (177, 177));
+        assert_eq!(cells(&Table::ALL, &[Suite::Bookworm]).unwrap().len(), 177);
     }
 
     #[test]
@@ -252,6 +395,35 @@ mod tests {
             StepKind::Observe(Observe::Restart { window, .. }) => assert_eq!(*window, Duration::from_millis(1200), "2 x RestartSec=100ms + 1s"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn results_cells_set_only_what_their_ending_needs() {
+        let all = cells(&[Table::Results], &Suite::ALL).unwrap();
+        assert_eq!(all.len(), 7 * 18);
+        let cell = |p, e| all.iter().find(|c| c.key == CellKey::Result(p, e)).unwrap();
+        let force = cell(RestartPolicy::No, Ending::RestartForceExitStatus);
+        let unit = &force.scenario.units()[0].file;
+        assert_eq!(unit.service_value("RestartForceExitStatus"), Some("44"));
+        assert_eq!(unit.service_value("Restart"), Some("no"));
+        assert!(unit.service_value("SuccessExitStatus").is_none() && unit.service_value("RestartPreventExitStatus").is_none());
+        assert!(matches!(&force.scenario.steps[2].kind, StepKind::Fault(Fault::Control { .. })));
+        let core = cell(RestartPolicy::OnAbort, Ending::CoreDump).scenario.units()[0].file.clone();
+        assert_eq!(core.service_value("LimitCORE"), Some("infinity"));
+        let oom = cell(RestartPolicy::OnAbort, Ending::OomKill).scenario.units()[0].file.clone();
+        assert_eq!(oom.service_value("MemoryMax"), Some(OOM_MEMORY_MAX));
+        assert!(oom.service_value("ExecStart").unwrap().contains("--fault oom@after=300ms"));
+        let limited = cell(RestartPolicy::Always, Ending::StartLimitAfterFailure);
+        assert_eq!(limited.scenario.units()[0].file.unit_value("StartLimitBurst"), Some("1"));
+        let kinds: Vec<&str> = limited.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "wait-state", "fault", "wait-journal", "restart", "observe", "observe"]);
+        let held = cell(RestartPolicy::No, Ending::StartLimitHit);
+        assert_eq!(held.scenario.units().len(), 2, "a holder keeps the cell loaded after its clean exit");
+        let kinds: Vec<&str> = held.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "wait-state", "start", "fault", "wait-journal", "restart", "observe", "observe"]);
+        let skip = cell(RestartPolicy::Always, Ending::ExecCondition);
+        let kinds: Vec<&str> = skip.scenario.steps.iter().map(|s| s.kind.word()).collect();
+        assert_eq!(kinds, ["start", "observe", "observe"], "nothing to wait for: the unit never becomes active");
     }
 
     #[test]

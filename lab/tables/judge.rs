@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use super::cells::{scenario_name, Table, COMPRESSED_START_TIMEOUT};
-use super::oracle::{self, CellKey, Cause, TypeOutcome, TABLE_TYPES};
-use crate::systemd::{format_duration, RestartPolicy};
+use super::cells::{scenario_name, Table, COMPRESSED_START_TIMEOUT, OOM_MEMORY_MAX};
+use super::oracle::{self, CellKey, Cause, Documented, Ending, TypeOutcome, TABLE_TYPES};
+use super::rule::{self, ExitStatusSet, RunEnd};
+use crate::systemd::{format_duration, MainExit, RestartPolicy, ServiceResult, Signal};
 use crate::verdict::{CellVerdict, CheckResult, Observed, Outcome, RunReport, ScenarioResult, TableReport};
 
 /// The restart table's two values, in its own words.
@@ -25,13 +26,22 @@ pub fn documented_value(key: CellKey) -> String {
     match key {
         CellKey::Restart(p, c) => restart_word(oracle::restart_documented(p, c)).to_string(),
         CellKey::Type { program, configured } => oracle::type_documented(program, configured).0.name().to_string(),
+        CellKey::Result(p, e) => match oracle::results_documented(p, e) {
+            Documented::Says(restarts, _) => restart_word(restarts).to_string(),
+            Documented::Silent(_) => SILENT.to_string(),
+        },
     }
 }
 
+/// The documented value of a results cell the documentation says nothing about.
+pub const SILENT: &str = "silent";
+
 fn mark(table: Table, value: &str) -> String {
     match (table, value) {
-        (Table::Restart, "restart") => "X".into(),
-        (Table::Restart, "no restart") => ".".into(),
+        (Table::Restart | Table::Results, "restart") => "X".into(),
+        (Table::Restart | Table::Results, "no restart") => ".".into(),
+        (Table::Results, SILENT) => "?".into(),
+        (Table::Results, _) => "!".into(),
         (Table::Restart, _) => "?".into(),
         (Table::Type, v) => v.to_string(),
     }
@@ -123,15 +133,127 @@ pub fn classify_type(r: &ScenarioResult) -> Classified {
     }
 }
 
+/// The Result a results cell's run ended with (what systemd logged), if it ended.
+pub fn observed_result(r: &ScenarioResult) -> Option<String> {
+    r.observations.iter().find_map(|o| match &o.value {
+        Observed::Restart { result, .. } => result.clone(),
+        _ => None,
+    })
+}
+
+/// How the lab ended the main process of an ending's cell, as the source rule sees it (the
+/// exit-status lists look at the main process, not at the Result).
+fn main_exit(ending: Ending) -> Option<MainExit> {
+    let killed = |n: i32| Signal::from_number(n).map(|signal| MainExit::Killed { signal, dumped: None });
+    match ending {
+        // A refused start runs nothing: the main process's exit is still the run's before it.
+        Ending::Success | Ending::StartLimitHit | Ending::Protocol => Some(MainExit::Exited(0)),
+        Ending::ExitCode | Ending::StartLimitAfterFailure => Some(MainExit::Exited(3)),
+        Ending::SuccessExitStatus => Some(MainExit::Exited(oracle::SUCCESS_EXIT_STATUS)),
+        Ending::RestartPreventExitStatus => Some(MainExit::Exited(oracle::RESTART_PREVENT_EXIT_STATUS)),
+        Ending::RestartForceExitStatus => Some(MainExit::Exited(oracle::RESTART_FORCE_EXIT_STATUS)),
+        Ending::Signal | Ending::OomKill => killed(libc::SIGKILL),
+        Ending::CoreDump => killed(libc::SIGSEGV),
+        Ending::Timeout => killed(libc::SIGTERM),
+        Ending::Watchdog => killed(libc::SIGABRT),
+        Ending::CleanSighup => killed(libc::SIGHUP),
+        Ending::CleanSigterm => killed(libc::SIGTERM),
+        Ending::CleanSigint => killed(libc::SIGINT),
+        Ending::CleanSigpipe => killed(libc::SIGPIPE),
+        Ending::ExecCondition => None,
+    }
+}
+
+/// The source rule's decision for a results cell, given the Result the run really ended with
+/// (or, when it did not end, the Result the source gives the ending).
+pub fn source_decision(policy: RestartPolicy, ending: Ending, result: Option<&str>) -> rule::Decision {
+    let result = result.and_then(|r| r.parse::<ServiceResult>().ok()).unwrap_or_else(|| ending.expected_result());
+    let list = |e: Ending, code: u8| if ending == e { ExitStatusSet::codes(&[code]) } else { ExitStatusSet::default() };
+    let end = RunEnd {
+        result,
+        main: main_exit(ending),
+        prevent: list(Ending::RestartPreventExitStatus, oracle::RESTART_PREVENT_EXIT_STATUS),
+        force: list(Ending::RestartForceExitStatus, oracle::RESTART_FORCE_EXIT_STATUS),
+        refused_start: matches!(ending, Ending::StartLimitHit | Ending::StartLimitAfterFailure),
+    };
+    rule::shall_restart(policy, &end)
+}
+
+/// A results cell: observed restart and Result, against the documentation and the source
+/// rule. `as_expected` is the source's verdict: the restart the rule decides for the Result
+/// systemd really logged, and that Result being the one the source gives the ending (or the
+/// reviewed deviation's). The documentation is compared and every difference explained, but
+/// it cannot make a cell fail: where it is silent or wrong, the source is the judge.
+fn judge_result_cell(policy: RestartPolicy, ending: Ending, r: &ScenarioResult, major: u32) -> CellVerdict {
+    let key = CellKey::Result(policy, ending);
+    let c = classify_restart(r);
+    let result = observed_result(r);
+    let expected_result = ending.expected_result().as_str().to_string();
+    let decision = source_decision(policy, ending, result.as_deref());
+    let source = restart_word(decision.restarts).to_string();
+    let documented = documented_value(key);
+    let agrees = documented == c.observed;
+    let deviation = oracle::deviation(key, major);
+    let result_ok = match (&result, deviation) {
+        (Some(got), Some(d)) => got == d.observed,
+        (Some(got), None) => *got == expected_result,
+        (None, _) => false,
+    };
+    let as_expected = result_ok && c.observed == source;
+    let mut why = Vec::new();
+    if let Some(note) = &c.note {
+        why.push(note.clone());
+    }
+    match (&result, deviation) {
+        (Some(got), Some(d)) if got.as_str() == d.observed => {
+            why.push(format!("Result {got}, not {expected_result}: the reviewed deviation for systemd {}..{} (why: in the table's notes).", d.systemd.0, d.systemd.1))
+        }
+        (Some(got), Some(d)) => why.push(format!(
+            "UNREVIEWED: Result {got}, but the reviewed deviation for systemd {}..{} says {}",
+            d.systemd.0, d.systemd.1, d.observed
+        )),
+        (Some(got), None) if *got != expected_result => {
+            why.push(format!("UNREVIEWED: Result {got}, but systemd's source gives this ending Result {expected_result}"))
+        }
+        _ => {}
+    }
+    if c.observed != source && c.observed != "unobserved" {
+        why.push(format!("UNREVIEWED: the source rule says {source} ({}), observed {}", decision.reason, c.observed));
+    }
+    match oracle::results_documented(policy, ending) {
+        Documented::Silent(what) => why.push(format!("The documentation says nothing: {what}. service.c: {}.", decision.reason)),
+        Documented::Says(restarts, place) if restart_word(restarts) != c.observed => {
+            why.push(format!("Documented ({place}): {}; service.c: {}.", restart_word(restarts), decision.reason))
+        }
+        Documented::Says(..) => {}
+    }
+    let explanation = (!agrees || !as_expected || !why.is_empty()).then(|| why.join(" "));
+    CellVerdict {
+        row: ending.name().to_string(),
+        column: policy.to_string(),
+        scenario: scenario_name(key),
+        documented_mark: mark(Table::Results, &documented),
+        observed_mark: mark(Table::Results, &c.observed),
+        documented,
+        observed: c.observed,
+        agrees,
+        as_expected,
+        explanation,
+        detail: c.detail,
+        decided_after: c.decided_after,
+        result,
+        expected_result: Some(expected_result),
+        source: Some(source),
+    }
+}
+
 /// Judge one cell of `table` on a systemd `major` version.
 pub fn judge_cell(key: CellKey, r: &ScenarioResult, major: u32) -> CellVerdict {
-    let table = match key {
-        CellKey::Restart(..) => Table::Restart,
-        CellKey::Type { .. } => Table::Type,
-    };
+    let table = Table::of(key);
     let c = match key {
         CellKey::Restart(..) => classify_restart(r),
         CellKey::Type { .. } => classify_type(r),
+        CellKey::Result(policy, ending) => return judge_result_cell(policy, ending, r, major),
     };
     let documented = documented_value(key);
     let agrees = documented == c.observed;
@@ -163,6 +285,9 @@ pub fn judge_cell(key: CellKey, r: &ScenarioResult, major: u32) -> CellVerdict {
         explanation,
         detail: c.detail,
         decided_after: c.decided_after,
+        result: None,
+        expected_result: None,
+        source: None,
     }
 }
 
@@ -171,6 +296,7 @@ fn labels(key: CellKey) -> (String, String) {
     match key {
         CellKey::Restart(policy, cause) => (cause.name().to_string(), policy.to_string()),
         CellKey::Type { program, configured } => (program.to_string(), configured.to_string()),
+        CellKey::Result(policy, ending) => (ending.name().to_string(), policy.to_string()),
     }
 }
 
@@ -201,6 +327,20 @@ fn method(table: Table, results: &[&ScenarioResult]) -> Vec<String> {
             ),
             "StartLimitIntervalSec=0 so the start rate limit cannot hide a restart; LimitCORE=0 (the Result stays watchdog either way)".into(),
         ],
+        Table::Results => {
+            let mut lines = vec![
+                compressed,
+                "each cell is a notify buggy-server with systemd's default RestartSec; faults go through its control endpoint once the unit is active; timeout, protocol, oom-kill and exec-condition need none (never ready; exits 0 before READY=1; --fault oom@after=300ms; ExecCondition=/bin/false)".into(),
+                format!("oom-kill: MemoryMax={OOM_MEMORY_MAX}; core-dump: LimitCORE=infinity (elsewhere LimitCORE=0); start-limit-hit and start-limit-after-failure: StartLimitIntervalSec=1h StartLimitBurst=1, exit 0 (a second unit with Wants= on the cell keeps it loaded) or exit 3, then the lab's systemctl restart; elsewhere StartLimitIntervalSec=0"),
+                format!(
+                    "\"no restart\" means nothing was scheduled or started within {} of the run's end",
+                    derivation(results).unwrap_or_else(|| "the derived window".into())
+                ),
+                "documented: systemd.service(5) (the Restart= table, RestartPreventExitStatus=, RestartForceExitStatus=) and systemd.unit(5) for the start limit; ? marks a cell it says nothing about. The verdict is the source rule (service.c service_shall_restart) applied to the Result systemd logged".into(),
+            ];
+            lines.extend(result_lines(results));
+            lines
+        }
         Table::Type => vec![
             compressed,
             format!(
@@ -211,16 +351,39 @@ fn method(table: Table, results: &[&ScenarioResult]) -> Vec<String> {
     }
 }
 
+/// One line per ending: the Result(s) systemd logged across the row's cells, beside the one
+/// the source gives it.
+fn result_lines(results: &[&ScenarioResult]) -> Vec<String> {
+    Ending::ALL
+        .iter()
+        .filter_map(|ending| {
+            let mut seen: Vec<String> = results
+                .iter()
+                .filter(|r| RestartPolicy::ALL.iter().any(|p| r.name == scenario_name(CellKey::Result(*p, *ending))))
+                .map(|r| observed_result(r).unwrap_or_else(|| "none".into()))
+                .collect();
+            if seen.is_empty() {
+                return None;
+            }
+            seen.sort();
+            seen.dedup();
+            let why = oracle::RESULT_DEVIATIONS
+                .iter()
+                .find(|(e, _, observed, _)| e == ending && seen.iter().any(|s| s == observed))
+                .map(|(_, v, _, why)| format!(". Reviewed deviation (systemd {}..{}): {why}", v.0, v.1))
+                .unwrap_or_default();
+            Some(format!("{}: Result {} (source: {}){why}", ending.name(), seen.join(" / "), ending.expected_result()))
+        })
+        .collect()
+}
+
 /// Judge every cell of `cells` found in `report` and add one table report per (table, suite),
 /// in table order then suite order; each cell's result gains a check with its verdict.
 pub fn judge(report: &mut RunReport, cells: &[(CellKey, String)]) {
     let mut tables: Vec<TableReport> = Vec::new();
     for r in report.results.iter_mut() {
         let Some((key, _)) = cells.iter().find(|(_, name)| *name == r.name) else { continue };
-        let table = match key {
-            CellKey::Restart(..) => Table::Restart,
-            CellKey::Type { .. } => Table::Type,
-        };
+        let table = Table::of(*key);
         if r.outcome == Outcome::Error {
             // The lab could not measure it: the error says why; no verdict is invented.
             continue;
@@ -230,6 +393,12 @@ pub fn judge(report: &mut RunReport, cells: &[(CellKey, String)]) {
         let location = r.observations.last().map(|o| o.location.clone());
         if let Some(location) = location {
             let expected = match (&verdict.agrees, oracle::deviation(*key, systemd_major(&r.systemd))) {
+                _ if table == Table::Results => format!(
+                    "{} after Result {} (service.c; documented: {})",
+                    verdict.source.as_deref().unwrap_or("?"),
+                    verdict.expected_result.as_deref().unwrap_or("?"),
+                    verdict.documented
+                ),
                 (false, Some(d)) => format!("{} (the reviewed deviation; documented: {})", d.observed, verdict.documented),
                 _ => format!("{} (documented)", verdict.documented),
             };
@@ -254,12 +423,12 @@ pub fn judge(report: &mut RunReport, cells: &[(CellKey, String)]) {
         }
     }
     for t in tables.iter_mut() {
-        let table = if t.table == "restart" { Table::Restart } else { Table::Type };
+        let table = Table::ALL.into_iter().find(|x| x.name() == t.table).unwrap_or(Table::Type);
         let results: Vec<&ScenarioResult> =
             report.results.iter().filter(|r| r.suite == t.suite && t.cells.iter().any(|c| c.scenario == r.name)).collect();
         t.method = method(table, &results);
     }
-    tables.sort_by_key(|t| (t.table != "restart", t.suite.clone()));
+    tables.sort_by_key(|t| (Table::ALL.iter().position(|x| x.name() == t.table), t.suite.clone()));
     report.tables = tables;
     report.recompute_outcome();
 }
@@ -271,6 +440,13 @@ fn new_table(table: Table, r: &ScenarioResult, first: CellVerdict) -> TableRepor
             "exit cause",
             "Restart=",
             Cause::ALL.iter().map(|c| c.name().to_string()).collect(),
+            RestartPolicy::ALL.iter().map(|p| p.to_string()).collect(),
+        ),
+        Table::Results => (
+            "Restart= × Result (systemd.service(5) and service.c)",
+            "how the run ended",
+            "Restart=",
+            Ending::ALL.iter().map(|e| e.name().to_string()).collect(),
             RestartPolicy::ALL.iter().map(|p| p.to_string()).collect(),
         ),
         Table::Type => (
@@ -388,6 +564,42 @@ mod tests {
         assert_eq!(classify_type_state("failed", "failed", "exit-code", false), Ok(TypeOutcome::Failed));
         assert_eq!(classify_type_state("inactive", "dead", "success", false), Ok(TypeOutcome::DeadSuccess));
         assert!(classify_type_state("inactive", "dead", "success", true).is_err(), "a daemon left behind is not dead-success");
+    }
+
+    #[test]
+    fn a_results_cell_is_judged_by_the_source_rule_and_compared_with_the_documentation() {
+        // protocol under on-success: the documentation is silent, the source says no restart.
+        let key = CellKey::Result(RestartPolicy::OnSuccess, Ending::Protocol);
+        let v = judge_cell(key, &result("results-on-success-protocol", vec![restart(Some("protocol"), Some(false))]), 252);
+        assert_eq!((v.documented.as_str(), v.documented_mark.as_str(), v.source.as_deref()), (SILENT, "?", Some("no restart")));
+        assert!(!v.agrees && v.as_expected);
+        assert!(v.explanation.unwrap().starts_with("The documentation says nothing"));
+        // An OOM kill seen as Result signal (cgroup v1) is the reviewed deviation; on-abort then
+        // restarts as for any SIGKILL, which is also what the documentation's row says.
+        let key = CellKey::Result(RestartPolicy::OnAbort, Ending::OomKill);
+        let v = judge_cell(key, &result("results-on-abort-oom-kill", vec![restart(Some("signal"), Some(true))]), 257);
+        assert!(v.agrees && v.as_expected, "{v:?}");
+        assert_eq!((v.result.as_deref(), v.expected_result.as_deref(), v.source.as_deref()), (Some("signal"), Some("oom-kill"), Some("restart")));
+        // Result oom-kill under on-abort must not restart (source), though the documentation says it does.
+        let v = judge_cell(key, &result("results-on-abort-oom-kill", vec![restart(Some("oom-kill"), Some(false))]), 257);
+        assert!(!v.agrees && !v.as_expected, "oom-kill is not the reviewed Result on 257 here");
+        assert!(v.explanation.unwrap().contains("UNREVIEWED: Result oom-kill"));
+        // A restart the source rule does not make is never as expected.
+        let key = CellKey::Result(RestartPolicy::Always, Ending::ExecCondition);
+        let v = judge_cell(key, &result("results-always-exec-condition", vec![restart(Some("exec-condition"), Some(true))]), 252);
+        assert!(!v.as_expected);
+        assert!(v.explanation.unwrap().contains("UNREVIEWED: the source rule says no restart"));
+        // The exit-status lists: forced even under Restart=no, and the documentation agrees.
+        let key = CellKey::Result(RestartPolicy::No, Ending::RestartForceExitStatus);
+        let v = judge_cell(key, &result("results-no-restart-force-exit-status", vec![restart(Some("exit-code"), Some(true))]), 252);
+        assert!(v.agrees && v.as_expected && v.explanation.is_none(), "{v:?}");
+        // A refused start keeps the failed run's Result and never restarts.
+        let key = CellKey::Result(RestartPolicy::Always, Ending::StartLimitAfterFailure);
+        let v = judge_cell(key, &result("results-always-start-limit-after-failure", vec![restart(Some("exit-code"), Some(false))]), 252);
+        assert!(v.agrees && v.as_expected, "{v:?}");
+        let key = CellKey::Result(RestartPolicy::Always, Ending::StartLimitHit);
+        let v = judge_cell(key, &result("results-always-start-limit-hit", vec![restart(Some("exit-code"), Some(false))]), 252);
+        assert!(!v.as_expected, "after a clean run the refused start's Result is start-limit-hit");
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! The documented tables (Restart= of systemd.service(5), the wrong-Type= table) as generated
-//! scenarios and their judges: the claims as documented with the reviewed deviations
+//! The documented tables (Restart= of systemd.service(5), the wrong-Type= table, Restart= ×
+//! every way a service ends) as generated scenarios and their judges: the claims as documented with the reviewed deviations
 //! (`oracle`), every cell as a scenario file the runner runs like any other (`cells`), and the
-//! classification of what each cell observed (`judge`). [`measure`] is the glue: generate,
+//! classification of what each cell observed (`judge`), and systemd's own restart rule from
+//! its source (`rule`). [`measure`] is the glue: generate,
 //! run, judge.
 
 pub mod cells;
 pub mod judge;
 pub mod oracle;
+pub mod rule;
 
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunOptions};

@@ -1,12 +1,14 @@
 //! The documented tables, exactly as documented, and the reviewed list of where systemd was
-//! measured to disagree with them.
+//! measured to disagree with them: the Restart= table of systemd.service(5), the wrong-Type=
+//! table, and what the documentation says (or does not say) about each way a service can end
+//! under each Restart= (the results table; the rule in systemd's source is `rule`).
 //!
 //! The tables are claims to test, never answers: nothing in the lab derives an observation
 //! from them. A disagreement is recorded in [`DEVIATIONS`] with the systemd versions it was
 //! measured on and the reason (from systemd's source), and is shown next to the table; the
 //! tables themselves are never edited to match.
 
-use crate::systemd::{RestartPolicy, ServiceType};
+use crate::systemd::{RestartPolicy, ServiceResult, ServiceType};
 
 /// Exit causes of the Restart= table (rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -70,6 +72,188 @@ pub fn restart_documented(policy: RestartPolicy, cause: Cause) -> bool {
         OnAbnormal => matches!(cause, UncleanSignal | Timeout | Watchdog),
         OnAbort => cause == UncleanSignal,
         OnWatchdog => cause == Watchdog,
+    }
+}
+
+/// The rows of the results table: every way a service can end that systemd tells apart, by
+/// the Result it records, plus the endings the Restart= documentation singles out (the four
+/// clean signals, and the exit-status lists that add to or override Restart=).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    Success,
+    ExitCode,
+    Signal,
+    CoreDump,
+    Timeout,
+    Watchdog,
+    StartLimitHit,
+    /// A start refused by the rate limit right after a failed run: it keeps that run's Result.
+    StartLimitAfterFailure,
+    Protocol,
+    OomKill,
+    ExecCondition,
+    CleanSighup,
+    CleanSigterm,
+    CleanSigint,
+    CleanSigpipe,
+    SuccessExitStatus,
+    RestartPreventExitStatus,
+    RestartForceExitStatus,
+}
+
+/// The exit code the exit-status rows use: listed in SuccessExitStatus=,
+/// RestartPreventExitStatus= or RestartForceExitStatus= of the cell's unit, and in nothing else.
+pub const SUCCESS_EXIT_STATUS: u8 = 42;
+pub const RESTART_PREVENT_EXIT_STATUS: u8 = 43;
+pub const RESTART_FORCE_EXIT_STATUS: u8 = 44;
+
+impl Ending {
+    pub const ALL: [Ending; 18] = [
+        Ending::Success,
+        Ending::ExitCode,
+        Ending::Signal,
+        Ending::CoreDump,
+        Ending::Timeout,
+        Ending::Watchdog,
+        Ending::StartLimitHit,
+        Ending::StartLimitAfterFailure,
+        Ending::Protocol,
+        Ending::OomKill,
+        Ending::ExecCondition,
+        Ending::CleanSighup,
+        Ending::CleanSigterm,
+        Ending::CleanSigint,
+        Ending::CleanSigpipe,
+        Ending::SuccessExitStatus,
+        Ending::RestartPreventExitStatus,
+        Ending::RestartForceExitStatus,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ending::Success => "success",
+            Ending::ExitCode => "exit-code",
+            Ending::Signal => "signal",
+            Ending::CoreDump => "core-dump",
+            Ending::Timeout => "timeout",
+            Ending::Watchdog => "watchdog",
+            Ending::StartLimitHit => "start-limit-hit",
+            Ending::StartLimitAfterFailure => "start-limit-after-failure",
+            Ending::Protocol => "protocol",
+            Ending::OomKill => "oom-kill",
+            Ending::ExecCondition => "exec-condition",
+            Ending::CleanSighup => "clean-sighup",
+            Ending::CleanSigterm => "clean-sigterm",
+            Ending::CleanSigint => "clean-sigint",
+            Ending::CleanSigpipe => "clean-sigpipe",
+            Ending::SuccessExitStatus => "success-exit-status",
+            Ending::RestartPreventExitStatus => "restart-prevent-exit-status",
+            Ending::RestartForceExitStatus => "restart-force-exit-status",
+        }
+    }
+
+    /// What the lab does to the service, in words (for reports and the demo).
+    pub fn how(self) -> &'static str {
+        match self {
+            Ending::Success => "the server exits with code 0",
+            Ending::ExitCode => "the server exits with code 3",
+            Ending::Signal => "the server is killed with SIGKILL",
+            Ending::CoreDump => "the server dies of SIGSEGV and dumps core (LimitCORE=infinity)",
+            Ending::Timeout => "the server never reports ready (start timeout)",
+            Ending::Watchdog => "the server stops its watchdog pings",
+            Ending::StartLimitHit => "after an exit with code 0 the lab starts it again past StartLimitBurst=1: refused",
+            Ending::StartLimitAfterFailure => "after an exit with code 3 the lab starts it again past StartLimitBurst=1: refused",
+            Ending::Protocol => "a Type=notify server exits 0 without ever sending READY=1",
+            Ending::OomKill => "the server allocates memory past MemoryMax= until the OOM killer acts",
+            Ending::ExecCondition => "ExecCondition=/bin/false says skip",
+            Ending::CleanSighup => "the server dies of SIGHUP",
+            Ending::CleanSigterm => "the server dies of SIGTERM",
+            Ending::CleanSigint => "the server dies of SIGINT",
+            Ending::CleanSigpipe => "the server dies of SIGPIPE",
+            Ending::SuccessExitStatus => "the server exits with code 42, listed in SuccessExitStatus=",
+            Ending::RestartPreventExitStatus => "the server exits with code 43, listed in RestartPreventExitStatus=",
+            Ending::RestartForceExitStatus => "the server exits with code 44, listed in RestartForceExitStatus=",
+        }
+    }
+
+    /// The Result systemd's source records for this ending (service.c: the first failure
+    /// wins; a clean signal or an exit status in SuccessExitStatus= is success). A start
+    /// refused by the rate limit keeps the Result of a failed run before it
+    /// (`rule::refused_start_result`): `start-limit-hit` after exit 0, `exit-code` after exit 3.
+    pub fn expected_result(self) -> ServiceResult {
+        match self {
+            Ending::Success | Ending::CleanSighup | Ending::CleanSigterm | Ending::CleanSigint | Ending::CleanSigpipe | Ending::SuccessExitStatus => {
+                ServiceResult::Success
+            }
+            Ending::ExitCode | Ending::RestartPreventExitStatus | Ending::RestartForceExitStatus => ServiceResult::ExitCode,
+            Ending::Signal => ServiceResult::Signal,
+            Ending::CoreDump => ServiceResult::CoreDump,
+            Ending::Timeout => ServiceResult::Timeout,
+            Ending::Watchdog => ServiceResult::Watchdog,
+            Ending::StartLimitHit => super::rule::refused_start_result(ServiceResult::Success),
+            Ending::StartLimitAfterFailure => super::rule::refused_start_result(ServiceResult::ExitCode),
+            Ending::Protocol => ServiceResult::Protocol,
+            Ending::OomKill => ServiceResult::OomKill,
+            Ending::ExecCondition => ServiceResult::ExecCondition,
+        }
+    }
+
+    /// The row of the Restart= table of systemd.service(5) this ending belongs to, where one
+    /// does: the clean signals and SuccessExitStatus= are "clean" by the documentation's own
+    /// definition; a core dump and an OOM kill (the kernel's SIGKILL) are deaths by an
+    /// uncaught signal. Protocol errors, skipped conditions and the start rate limit have no
+    /// row.
+    pub fn documented_cause(self) -> Option<Cause> {
+        match self {
+            Ending::Success | Ending::CleanSighup | Ending::CleanSigterm | Ending::CleanSigint | Ending::CleanSigpipe | Ending::SuccessExitStatus => {
+                Some(Cause::CleanExit)
+            }
+            Ending::ExitCode => Some(Cause::UncleanExitCode),
+            Ending::Signal | Ending::CoreDump | Ending::OomKill => Some(Cause::UncleanSignal),
+            Ending::Timeout => Some(Cause::Timeout),
+            Ending::Watchdog => Some(Cause::Watchdog),
+            Ending::StartLimitHit | Ending::StartLimitAfterFailure | Ending::Protocol | Ending::ExecCondition => None,
+            Ending::RestartPreventExitStatus | Ending::RestartForceExitStatus => Some(Cause::UncleanExitCode),
+        }
+    }
+}
+
+/// What the documentation says about a cell of the results table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Documented {
+    /// It says restart (true) or not (false), in the place named.
+    Says(bool, &'static str),
+    /// It says nothing; why there is no sentence that decides it.
+    Silent(&'static str),
+}
+
+/// What systemd.service(5) (and, for the start rate limit, systemd.unit(5)) says about
+/// `policy` after `ending`. The most specific sentence wins: the exit-status lists override
+/// Restart=, Restart=no and Restart=on-watchdog speak of every ending, then the Restart=
+/// table decides where the ending has a row.
+pub fn results_documented(policy: RestartPolicy, ending: Ending) -> Documented {
+    use Documented::*;
+    match ending {
+        Ending::RestartPreventExitStatus => return Says(false, "RestartPreventExitStatus=: listed exit statuses are never restarted, whatever Restart= says"),
+        Ending::RestartForceExitStatus => return Says(true, "RestartForceExitStatus=: listed exit statuses are restarted regardless of Restart="),
+        Ending::StartLimitHit | Ending::StartLimitAfterFailure => {
+            return Says(false, "systemd.unit(5) StartLimitIntervalSec=: a unit with Restart= that reaches the start limit is not attempted to be restarted anymore")
+        }
+        _ => {}
+    }
+    match policy {
+        RestartPolicy::No => return Says(false, "Restart=no: the service will not be restarted"),
+        RestartPolicy::OnWatchdog => return Says(ending == Ending::Watchdog, "Restart=on-watchdog: restarted only if the watchdog timeout expires"),
+        _ => {}
+    }
+    match ending.documented_cause() {
+        Some(cause) => Says(restart_documented(policy, cause), "the Restart= table of systemd.service(5)"),
+        None => Silent(match ending {
+            Ending::Protocol => "the Restart= table has no row for a start that fails with a protocol error (the main process exited 0 before READY=1)",
+            Ending::ExecCondition => "ExecCondition= says a skipped unit is not failed, and the Restart= text says nothing about skips",
+            _ => "no sentence of systemd.service(5) decides it",
+        }),
     }
 }
 
@@ -152,6 +336,8 @@ pub fn type_documented(program: ServiceType, configured: ServiceType) -> (TypeOu
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CellKey {
     Restart(RestartPolicy, Cause),
+    /// A cell of the results table: a Restart= value and a way of ending.
+    Result(RestartPolicy, Ending),
     Type { program: ServiceType, configured: ServiceType },
 }
 
@@ -216,11 +402,29 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
 ];
 
+/// Why an OOM kill reads as Result `signal` on this lab's hosts.
+const OOM_ON_CGROUP_V1: &str = "systemd learns of an OOM kill from the unified hierarchy's memory.events (oom_kill) of the \
+     unit's cgroup; this lab's hosts run cgroup v1 (Docker's cgroupfs driver), where MemoryMax= is applied as the v1 \
+     memory.limit_in_bytes and the kernel's OOM killer does kill the process (SIGKILL), but no oom_kill event reaches \
+     systemd. It sees a main process killed by SIGKILL, so the Result is signal and Restart= decides as for any \
+     SIGKILL: on-abort restarts, unlike on a cgroup v2 host where the Result is oom-kill (systemd issue 36529).";
+
+/// The results table's reviewed Result deviations: (ending, systemd versions, Result observed,
+/// why). They apply to every Restart= column of the row.
+pub const RESULT_DEVIATIONS: &[(Ending, (u32, u32), &str, &str)] = &[(Ending::OomKill, (252, 257), "signal", OOM_ON_CGROUP_V1)];
+
 /// The reviewed deviation for a cell on a systemd major version, if any.
-pub fn deviation(cell: CellKey, systemd_major: u32) -> Option<&'static Deviation> {
+pub fn deviation(cell: CellKey, systemd_major: u32) -> Option<Deviation> {
+    if let CellKey::Result(_, ending) = cell {
+        return RESULT_DEVIATIONS
+            .iter()
+            .find(|(e, v, _, _)| *e == ending && (v.0..=v.1).contains(&systemd_major))
+            .map(|(_, systemd, observed, explanation)| Deviation { cell, systemd: *systemd, observed, explanation });
+    }
     DEVIATIONS
         .iter()
         .find(|d| d.cell == cell && (d.systemd.0..=d.systemd.1).contains(&systemd_major))
+        .copied()
 }
 
 #[cfg(test)]
@@ -240,9 +444,45 @@ mod tests {
     }
 
     #[test]
+    fn results_documentation_extends_the_restart_table_and_is_silent_where_it_has_no_row() {
+        use RestartPolicy::*;
+        // Where an ending has a row of the Restart= table, that row decides.
+        for p in RestartPolicy::ALL {
+            if !matches!(p, No | OnWatchdog) {
+                assert_eq!(results_documented(*p, Ending::ExitCode), Documented::Says(restart_documented(*p, Cause::UncleanExitCode), "the Restart= table of systemd.service(5)"));
+            }
+        }
+        assert_eq!(results_documented(OnSuccess, Ending::CleanSigpipe).clone(), Documented::Says(true, "the Restart= table of systemd.service(5)"));
+        // An OOM kill is the kernel's SIGKILL: the documentation's "uncaught signal" row.
+        assert!(matches!(results_documented(OnAbort, Ending::OomKill), Documented::Says(true, _)));
+        // The exit-status lists override Restart=, even Restart=no.
+        assert!(matches!(results_documented(No, Ending::RestartForceExitStatus), Documented::Says(true, _)));
+        assert!(matches!(results_documented(Always, Ending::RestartPreventExitStatus), Documented::Says(false, _)));
+        // Silent: protocol and exec-condition under every policy that restarts anything but watchdogs.
+        let silent: Vec<(RestartPolicy, Ending)> = RestartPolicy::ALL
+            .iter()
+            .flat_map(|p| Ending::ALL.iter().map(move |e| (*p, *e)))
+            .filter(|(p, e)| matches!(results_documented(*p, *e), Documented::Silent(_)))
+            .collect();
+        assert_eq!(silent.len(), 2 * 5, "{silent:?}");
+        assert!(silent.iter().all(|(p, e)| !matches!(p, No | OnWatchdog) && matches!(e, Ending::Protocol | Ending::ExecCondition)));
+    }
+
+    #[test]
     fn type_table_diagonal_is_as_documented() {
         let diag: Vec<TypeOutcome> = TABLE_TYPES.iter().map(|t| type_documented(*t, *t).0).collect();
         assert_eq!(diag, vec![TypeOutcome::Works, TypeOutcome::Works, TypeOutcome::DeadSuccess, TypeOutcome::Works]);
+    }
+
+    #[test]
+    fn result_deviations_name_another_result_and_cover_every_column() {
+        for (ending, _, observed, _) in RESULT_DEVIATIONS {
+            assert_ne!(ending.expected_result().as_str(), *observed);
+            for p in RestartPolicy::ALL {
+                assert_eq!(deviation(CellKey::Result(*p, *ending), 252).map(|d| d.observed), Some(*observed));
+            }
+        }
+        assert!(deviation(CellKey::Result(RestartPolicy::No, Ending::Signal), 252).is_none());
     }
 
     #[test]
@@ -251,6 +491,8 @@ mod tests {
             let documented = match d.cell {
                 CellKey::Restart(p, c) => if restart_documented(p, c) { "restart" } else { "no restart" }.to_string(),
                 CellKey::Type { program, configured } => type_documented(program, configured).0.name().to_string(),
+                // A results-table deviation is about the Result: it names the one observed instead.
+                CellKey::Result(_, ending) => ending.expected_result().as_str().to_string(),
             };
             assert_ne!(documented, d.observed, "{:?} lists the documented value as a deviation", d.cell);
         }

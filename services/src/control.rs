@@ -46,7 +46,7 @@ fn schedule(spec: FaultSpec, shared: &Arc<Shared>) -> (Response, Option<After>) 
     // go on pinging).
     let survivable = !matches!(
         fault,
-        faults::Fault::Exit(_) | faults::Fault::Signal(_) | faults::Fault::WatchdogTrigger | faults::Fault::ExhaustFds
+        faults::Fault::Exit(_) | faults::Fault::Signal(_) | faults::Fault::WatchdogTrigger | faults::Fault::ExhaustFds | faults::Fault::Oom
     );
     if delay.is_zero() && survivable {
         faults::inject(shared, fault, "control endpoint");
@@ -93,7 +93,7 @@ pub fn parse_fault_query(query: &str) -> Result<FaultSpec, String> {
             other => return Err(format!("unknown query parameter {other:?} (use kind, part, code, signal, after)")),
         }
     }
-    let kind = kind.ok_or("missing kind= (one of hang, exit, signal, stop-watchdog, close-listener, exhaust-fds, unhealthy, watchdog-trigger)")?;
+    let kind = kind.ok_or("missing kind= (one of hang, exit, signal, stop-watchdog, close-listener, exhaust-fds, unhealthy, watchdog-trigger, oom)")?;
     let expected = match kind.as_str() {
         "hang" => Some("part"),
         "exit" => Some("code"),

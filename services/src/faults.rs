@@ -132,9 +132,16 @@ pub enum Fault {
     ExhaustFds,
     Unhealthy,
     WatchdogTrigger,
+    /// Allocate (and touch) memory until the kernel's OOM killer ends the process.
+    Oom,
 }
 
-pub const KINDS: &str = "hang:PARTS, exit:CODE, signal:SIG, stop-watchdog, close-listener, exhaust-fds, unhealthy, watchdog-trigger";
+pub const KINDS: &str = "hang:PARTS, exit:CODE, signal:SIG, stop-watchdog, close-listener, exhaust-fds, unhealthy, watchdog-trigger, oom";
+
+/// The most `oom` allocates. A target is capped at 512 MiB as a whole; a unit whose memory
+/// limit does not apply must not take every other unit of the target down with it, so past
+/// this the fault gives the memory back and says so (the run then shows no OOM kill at all).
+pub const OOM_CEILING_MIB: usize = 64;
 
 impl FromStr for Fault {
     type Err = String;
@@ -160,6 +167,7 @@ impl FromStr for Fault {
             "exhaust-fds" => Fault::ExhaustFds,
             "unhealthy" => Fault::Unhealthy,
             "watchdog-trigger" => Fault::WatchdogTrigger,
+            "oom" => Fault::Oom,
             other => return Err(format!("unknown fault kind {other:?} (one of: {KINDS})")),
         };
         let takes_arg = matches!(fault, Fault::Hang(_) | Fault::Exit(_) | Fault::Signal(_));
@@ -181,6 +189,7 @@ impl fmt::Display for Fault {
             Fault::ExhaustFds => f.write_str("exhaust-fds"),
             Fault::Unhealthy => f.write_str("unhealthy"),
             Fault::WatchdogTrigger => f.write_str("watchdog-trigger"),
+            Fault::Oom => f.write_str("oom"),
         }
     }
 }
@@ -345,8 +354,13 @@ pub fn inject(shared: &Shared, fault: Fault, why: &str) {
         Fault::WatchdogTrigger => {
             shared.notifier.send_logged("WATCHDOG=trigger", "");
         }
+        Fault::Oom => {
+            // Logged first: if the limit applies, the OOM killer ends the process mid-way.
+            event!("fault {fault} injected ({why}): allocating 1 MiB at a time, up to {OOM_CEILING_MIB} MiB");
+            allocate_until_killed();
+        }
     }
-    if !matches!(fault, Fault::Exit(_) | Fault::Signal(_)) {
+    if !matches!(fault, Fault::Exit(_) | Fault::Signal(_) | Fault::Oom) {
         event!("fault {fault} injected ({why})");
         shared.notifier.status(&format!("fault {fault} injected"));
     }
@@ -367,6 +381,23 @@ fn raise(sig: Signal) {
         libc::raise(sig.0);
     }
     event!("still alive after SIG{sig}: its default action does not end the process");
+}
+
+/// Allocates memory 1 MiB at a time and writes every page, so that it is really charged to
+/// the cgroup (untouched pages cost nothing), until the OOM killer ends the process or the
+/// ceiling is reached; then frees it all.
+fn allocate_until_killed() {
+    const MIB: usize = 1024 * 1024;
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    while held.len() < OOM_CEILING_MIB {
+        let mut chunk = vec![0u8; MIB];
+        for page in chunk.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        held.push(std::hint::black_box(chunk));
+    }
+    drop(held);
+    event!("oom: {OOM_CEILING_MIB} MiB allocated and the process was not killed: no memory limit below that applies; memory freed");
 }
 
 fn close_listener(shared: &Shared) {
@@ -419,6 +450,9 @@ mod tests {
         assert_eq!(s.fault, Fault::Hang(Parts { accept: true, handlers: true, watchdog: false }));
         assert_eq!(s.trigger, Trigger::After(Duration::from_secs(5)));
         assert_eq!(s.to_string(), "hang(accept,handlers)@after=5s");
+        let oom: FaultSpec = "oom@after=500ms".parse().unwrap();
+        assert_eq!((oom.fault, oom.to_string().as_str()), (Fault::Oom, "oom@after=500ms"));
+        assert!("oom:1".parse::<FaultSpec>().unwrap_err().contains("takes no argument"));
         let s: FaultSpec = "exit:3@requests=10".parse().unwrap();
         assert_eq!((s.fault, s.trigger), (Fault::Exit(3), Trigger::Requests(10)));
         let s: FaultSpec = "signal:sigsegv@p=0.25".parse().unwrap();

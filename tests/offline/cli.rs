@@ -104,5 +104,8 @@ fn the_cells_can_be_emitted_as_scenario_files_that_load() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let loaded = unitlab::scenario::load_paths(&[dir.path().to_path_buf()]);
     assert!(!loaded.has_errors(), "{}", unitlab::scenario::render_all(&loaded.diagnostics));
-    assert_eq!(loaded.scenarios.len(), 51);
+    assert_eq!(loaded.scenarios.len(), 35 + 16 + 126, "restart, type and results cells");
+    let results = unitlab(&["matrix", "results", "--emit", dir.path().join("results").to_str().unwrap()], Some(NO_ENGINE));
+    assert_eq!(results.status.code(), Some(0), "{}", text(&results.stderr));
+    assert!(text(&results.stdout).starts_with("126 cell scenarios written"), "{}", text(&results.stdout));
 }

@@ -90,8 +90,21 @@ impl Run<'_> {
             // SubState=auto-restart for RestartSec to pass) may be logged after the window.
             // Then the decision is made and the restart is followed until it is seen, within
             // the step's own bound; a unit not waiting to restart is left as observed.
-            let sub = self.session.properties(name, &["SubState"]).await.map_err(ExecError::target(format!("read the state of {name}")))?;
-            if sub.get("SubState").is_some_and(|s| s.starts_with("auto-restart")) {
+            // The same holds for a restart systemd has already made while its journal lines
+            // are still on their way (seen on a loaded machine: the unit active again under a
+            // new InvocationID, NRestarts=1, with no "Scheduled restart job" delivered yet): a
+            // new invocation since the run that ended is a start after the end.
+            let props = self
+                .session
+                .properties(name, &["SubState", "InvocationID"])
+                .await
+                .map_err(ExecError::target(format!("read the state of {name}")))?;
+            let waiting = props.get("SubState").is_some_and(|s| s.starts_with("auto-restart"));
+            let new_run = match (props.get("InvocationID").map(|i| i.as_str()), old.as_deref()) {
+                (Some(now), Some(ended)) => !now.is_empty() && !ended.is_empty() && now != ended,
+                _ => false,
+            };
+            if waiting || new_run {
                 restart = self.found(name, deadline_in(within), find_restart).await?;
             }
         }
