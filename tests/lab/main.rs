@@ -14,6 +14,7 @@ mod remote;
 mod reliability;
 mod scenarios;
 mod seeds;
+mod seeds_real;
 mod support;
 mod tables;
 mod targets;
