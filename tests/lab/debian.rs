@@ -29,7 +29,7 @@ async fn run_debian(suite: Suite) -> RunReport {
         })
         .collect();
     assert!(failures.is_empty(), "{suite}: {failures:#?}");
-    assert_eq!(report.results.len(), 6, "every scenario of scenarios/debian ran");
+    assert_eq!(report.results.len(), 8, "every scenario of scenarios/debian ran");
     report
 }
 
@@ -80,11 +80,16 @@ async fn debian_units_under_sigkill_sigstop_and_systemctl_kill(#[case] suite: Su
     // The one-line drop-in brings the SIGKILLed master back.
     let fixed = scenario(&report, "debian-nginx-restart-on-failure");
     assert_eq!(restarts(fixed), [r("signal", true)], "{suite} nginx + Restart=on-failure");
+    // And Restart=always for the clean stop of `systemctl kill`.
+    let always = scenario(&report, "debian-nginx-restart-always");
+    assert_eq!(restarts(always), [r("success", true)], "{suite} nginx + Restart=always");
 
     // ssh: Restart=on-failure restarts a SIGKILL, not a SIGTERM.
     let ssh = scenario(&report, "debian-openssh-server");
     assert_eq!(restarts(ssh), [r("signal", true), r("success", false)], "{suite} ssh");
     assert_eq!(frozen_states(ssh), running, "{suite} ssh");
+    let always = scenario(&report, "debian-openssh-server-restart-always");
+    assert_eq!(restarts(always), [r("success", true)], "{suite} ssh + Restart=always");
 
     // memcached and redis: Restart=always restarts both deaths; a hang goes unnoticed.
     for name in ["debian-memcached", "debian-redis-server-protectproc-default"] {
