@@ -1,5 +1,6 @@
 //! The seeds' real programs (`scenarios/seeds-real/`, written up in `scenarios/seeds/README.md`
-//! beside the stand-ins): seed 001's Python server with its bash watchdog script, on both
+//! beside the stand-ins): seed 001's Python server with its bash watchdog script and seed
+//! 002's Go 404 service with go-systemd (built in the target with Debian's Go), on both
 //! suites. Every check of the scenarios holds, and the facts the write-up quotes are read back
 //! from the report. (Seed 000's Rust program is tested by its own crate,
 //! `examples/seed000-watchdogged`, which builds it.)
@@ -64,4 +65,18 @@ async fn the_seeds_real_programs_hold_their_measured_facts(#[case] suite: Suite)
     if let (Some(restarted), Some(kill)) = (started.get(1), kills.first()) {
         println!("{suite} seed001 real: watchdog -> active again {:.2} s", restarted - kill);
     }
+
+    // Seed 002: READY=1 after net.Listen() (the scenario's first probe gets its 404 at once);
+    // the health-checked keep-alive stops when the HTTP side hangs, and the watchdog fires
+    // within WatchdogSec=3s of the hang (the last keep-alive came before it), plus 1 s for
+    // systemd's timer and the journal on a loaded machine (2.84 s and 2.99 s measured). Go's runtime answers the SIGABRT with a goroutine dump
+    // and exit status 2; the Result stays `watchdog`.
+    let s2 = result("seed002-real-go-404");
+    let unit = "404.service";
+    let hang = at(&s2, unit, "HTTP side hangs (GET /hang)");
+    let kill = at(&s2, unit, "Watchdog timeout (limit 3s)!");
+    assert!(hang.len() == 1 && kill.len() == 1 && kill[0] > hang[0] && kill[0] - hang[0] <= 4.0, "{suite}: hang {hang:?}, watchdog {kill:?}");
+    println!("{suite} seed002 real: hang -> watchdog {:.2} s", kill[0] - hang[0]);
+    assert!(!at(&s2, unit, "health check failed, no keep-alive").is_empty(), "{suite}: the keep-alive stopped");
+    assert!(!at(&s2, unit, "Main process exited, code=exited, status=2/INVALIDARGUMENT").is_empty(), "{suite}: Go's SIGABRT exit");
 }
