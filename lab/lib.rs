@@ -5,6 +5,61 @@
 //! `observe` (timelines from the journal) -> `verdict` -> `report`. `systemd` is the shared
 //! vocabulary. `target` (engine, images, containers, reaper) and `run` are async; everything
 //! else is plain synchronous code, tested without Docker.
+//!
+//! # Running a scenario from your own tests
+//!
+//! The front door is [`run_scenario_file`] (and [`run_scenario_files`] for several, with
+//! progress): what `unitlab run FILE --format json` does, returning the typed [`RunReport`].
+//! A failed expectation is not an `Err`: it is a report whose `outcome` is
+//! [`verdict::Outcome::Fail`], with each failed check's `file:line:col`, what was expected and
+//! what was observed. `Err` is input that does not validate ([`RunFilesError::Invalid`], every
+//! diagnostic rendered) or a lab that cannot start (no engine, no image). Needs a Docker
+//! Engine and root; `examples/own-service-test/` is a whole crate that builds its own service
+//! and tests it this way.
+//!
+//! ```no_run
+//! use unitlab::verdict::{Observed, Outcome};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), unitlab::RunFilesError> {
+//!     let opts = unitlab::RunOptions { suites: vec![unitlab::Suite::Trixie], ..Default::default() };
+//!     let report = unitlab::run_scenario_file("scenarios/debian/nginx.toml", &opts).await?;
+//!     let result = &report.results[0];
+//!     assert_eq!(result.outcome, Outcome::Pass, "{:?}", result.failed_checks().collect::<Vec<_>>());
+//!     // `observe` steps record values: here, how the SIGKILLed master's run ended.
+//!     for observation in &result.observations {
+//!         if let Observed::Restart { result, restarted, .. } = &observation.value {
+//!             println!("{}: Result={result:?}, restarted={restarted:?}", observation.location);
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Scenario files are validated completely before anything starts; the same checks are
+//! available on their own, without an engine:
+//!
+//! ```
+//! let text = r#"
+//! name = "web"
+//! [[units]]
+//! name = "web"
+//! exec = ["/usr/local/bin/buggy-server", "--listen", "0.0.0.0:8080"]
+//! [units.Service]
+//! Type = "Notify"
+//! [[steps]]
+//! do = "start"
+//! unit = "web"
+//! "#;
+//! let diagnostics = unitlab::scenario::parse_str("web.toml".as_ref(), text).unwrap_err();
+//! let rendered = unitlab::scenario::render_all(&diagnostics);
+//! assert!(rendered.contains("web.toml:7:8"), "{rendered}");
+//! assert!(rendered.contains("did you mean `notify`?"), "{rendered}");
+//! ```
+//!
+//! Below the front door: [`Target`] boots one systemd target to drive by hand ([`Engine`],
+//! [`ensure_image`]), [`run::run`] runs already loaded scenarios with an event callback,
+//! [`report`] renders a [`RunReport`] in every format.
 
 pub mod judge;
 pub mod observe;
@@ -20,3 +75,5 @@ pub mod verdict;
 pub use systemd::Suite;
 pub use target::{ensure_image, CgroupVersion, Engine, EngineError, ExecOutput, ImageError, ImageRef, Target, TargetError, TargetOptions};
 pub use observe::JournalEntry;
+pub use run::{run_scenario_file, run_scenario_files, RunFilesError, RunOptions};
+pub use verdict::{Outcome, RunReport, ScenarioResult};

@@ -14,6 +14,7 @@
 mod batch;
 mod error;
 mod execute;
+mod files;
 pub mod http;
 mod orchestrate;
 mod plan;
@@ -23,6 +24,7 @@ pub mod watch;
 
 pub use error::{ExecError, StepError};
 pub use execute::describe;
+pub use files::{run_scenario_file, run_scenario_files, RunFilesError};
 pub use orchestrate::{default_jobs, jobs, run, Partition, RunError, RunOptions, JOBS_PER_CORE, MAX_SHARED_TARGETS};
 pub use plan::{claims, unit_name, Claim};
 pub use session::{Session, SyncError};

@@ -163,8 +163,8 @@ fn sanitize(word: &str) -> String {
 /// StateDirectory=, stopping another user's processes, ports below 1024, RootDirectory=), so
 /// they stay. Dropped: MKNOD, NET_RAW, AUDIT_WRITE, SETFCAP, FSETID (boot, User= and sandboxed
 /// units work without them).
-pub const CAPABILITIES: [&str; 10] =
-    ["SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT"];
+pub const CAPABILITIES: [&str; 11] =
+    ["SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "SETFCAP"];
 
 fn host_config(keep: bool, limits: Limits) -> HostConfig {
     let tmpfs = HashMap::from([

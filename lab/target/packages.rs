@@ -20,7 +20,7 @@ use crate::target::engine::{Engine, EngineError};
 use crate::target::image::{image_with_inputs, BuildLock, ImageError, ImageRef, LABEL_INPUTS, LABEL_SUITE};
 
 /// Bump when the recipe below changes in a way the inputs do not show.
-const RECIPE_VERSION: &str = "unitlab-packages-v1";
+const RECIPE_VERSION: &str = "unitlab-packages-v2";
 /// The repository of derived images.
 pub const PACKAGES_REPOSITORY: &str = "unitlab-packages";
 /// The label listing the packages of a derived image, for people reading `docker images`.
@@ -70,14 +70,26 @@ pub fn packages_tag(suite: Suite, hash: &str) -> String {
 /// The build recipe: apt on the target image. `--no-install-recommends` as in the target
 /// image itself; a package's postinst cannot start its service here (no systemd runs during
 /// a build), which is what a scenario does later, under its own steps.
+///
+/// The postinst does *enable* it, though (links in `multi-user.target.wants/` and the like),
+/// which would start it at every boot: the scenario's `start` would then find it running, and
+/// a service that cannot start in a container (Debian's redis-server on a target without
+/// `CAP_SETFCAP` failed with 217/USER) would bring the boot up degraded, so the scenario could
+/// not even show that failure. The `.wants/` and `.requires/` links the install added are
+/// removed; everything else it placed (aliases such as trixie's `sshd.service`, config, keys)
+/// stays.
 pub fn containerfile(base: &str, packages: &[String]) -> String {
     format!(
         "FROM {base}\n\
          ENV DEBIAN_FRONTEND=noninteractive\n\
-         RUN apt-get update \\\n \
+         RUN find /etc/systemd/system -type l | sort > /tmp/links.before \\\n \
+         && apt-get update \\\n \
          && apt-get install -y --no-install-recommends {} \\\n \
          && apt-get clean \\\n \
-         && rm -rf /var/lib/apt/lists/*\n",
+         && rm -rf /var/lib/apt/lists/* \\\n \
+         && find /etc/systemd/system -type l | sort > /tmp/links.after \\\n \
+         && comm -13 /tmp/links.before /tmp/links.after | grep -E '\\.(wants|requires)/' | xargs -r rm -v \\\n \
+         && rm /tmp/links.before /tmp/links.after\n",
         packages.join(" ")
     )
 }
@@ -178,6 +190,7 @@ mod tests {
         let r = containerfile("sha256:abc", &list(&["nginx", "redis-server"]));
         assert!(r.starts_with("FROM sha256:abc\n"), "{r}");
         assert!(r.contains("apt-get install -y --no-install-recommends nginx redis-server"), "{r}");
+        assert!(r.contains("comm -13 /tmp/links.before /tmp/links.after | grep -E '\\.(wants|requires)/' | xargs -r rm -v"), "{r}");
     }
 
     #[test]

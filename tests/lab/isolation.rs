@@ -53,7 +53,8 @@ async fn a_target_is_limited_and_filtered() {
     let bit = |name: &str| -> u64 {
         let n = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
             "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
-            "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN"]
+            "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
+            "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP"]
             .iter()
             .position(|c| *c == name)
             .unwrap_or_else(|| panic!("{name}"));

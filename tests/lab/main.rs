@@ -5,6 +5,7 @@
 
 #[path = "../common/bin.rs"]
 mod bin;
+mod debian;
 mod isolation;
 mod lifecycle;
 mod own_service;
@@ -13,6 +14,7 @@ mod remote;
 mod reliability;
 mod scenarios;
 mod seeds;
+mod seeds_real;
 mod support;
 mod tables;
 mod targets;

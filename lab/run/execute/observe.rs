@@ -111,12 +111,14 @@ impl Run<'_> {
         // Follow the restart into the new run's start job ("Starting ..."), so the timeline
         // (and the journal snapshot) shows it happen. Not further: when the new run is ready
         // ("Started") depends on how fast the server comes up on a loaded machine. The restart
-        // is certain by now, so this wait has the step's bound, not the window's.
+        // is certain by now, so this wait has the step's bound, not the window's. A
+        // Type=simple unit logs no "Starting" line at all, only "Started" (seen with a unit
+        // from a file: the step waited out its whole bound), so either one ends the wait.
         let started = match &restart {
             Some((i, e)) if matches!(e.kind, EventKind::Starting | EventKind::Started) => Some((*i, e.clone())),
             Some((i, _)) => {
                 let next = *i;
-                self.found(name, deadline_in(within), |ev| ev.iter().enumerate().skip(next).find(|(_, e)| matches!(e.kind, EventKind::Starting)).map(|(i, e)| (i, e.clone()))).await?
+                self.found(name, deadline_in(within), |ev| ev.iter().enumerate().skip(next).find(|(_, e)| matches!(e.kind, EventKind::Starting | EventKind::Started)).map(|(i, e)| (i, e.clone()))).await?
             }
             None => None,
         };
