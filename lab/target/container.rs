@@ -157,9 +157,11 @@ pub const MEMORY_LIMIT: i64 = 512 * 1024 * 1024;
 /// and SYS_CHROOT are not needed to boot but are what services need from PID 1 (User= with
 /// StateDirectory=, stopping another user's processes, ports below 1024, RootDirectory=), so
 /// they stay. Dropped: MKNOD, NET_RAW, AUDIT_WRITE, SETFCAP, FSETID (boot, User= and sandboxed
-/// units work without them).
-pub const CAPABILITIES: [&str; 10] =
-    ["SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT"];
+/// units work without them). NET_ADMIN is for the `network` fault: nftables and tc inside the
+/// target refuse without it (measured: `nft list ruleset` -> "Operation not permitted"); it
+/// acts on the target's own network namespace only (its interfaces, routes and filters).
+pub const CAPABILITIES: [&str; 11] =
+    ["SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "NET_ADMIN"];
 
 fn host_config(keep: bool) -> HostConfig {
     let tmpfs = HashMap::from([
