@@ -274,17 +274,23 @@ cpu=$(taskset -cp "$first" | sed 's/.*: //; s/[,-].*//')
 mkdir -p /run/unitlab
 state=/run/unitlab/$tag.affinity
 : > "$state"
+pinned=0
 for pid in $pids; do
+  # A process may end between the listing and here (a short-lived child): skip it.
   for task in /proc/$pid/task/*; do
+    [ -e "$task" ] || continue
     tid=${task##*/}
-    mask=$(taskset -p "$tid" 2>/dev/null | sed 's/.*: //') || continue
+    mask=$(taskset -p "$tid" 2>/dev/null | sed 's/.*: //')
+    [ -n "$mask" ] || continue
+    taskset -p -c "$cpu" "$tid" >/dev/null 2>&1 || continue
     echo "$tid $mask" >> "$state"
-    taskset -p -c "$cpu" "$tid" >/dev/null || exit 2
+    pinned=$((pinned + 1))
   done
 done
+if [ "$pinned" -eq 0 ]; then echo "$unit has no processes to starve (they all ended)" >&2; exit 3; fi
 systemd-run --quiet --unit="$tag" -p CPUAffinity="$cpu" -p KillMode=control-group \
   /bin/sh -c 'i=0; while [ $i -lt "$1" ]; do (while :; do :; done) & i=$((i + 1)); done; wait' sh "$burners" || exit 2
-echo "cpu=$cpu""#;
+echo "cpu $cpu, $pinned threads""#;
 
 /// Args: the transient unit's name stem.
 const CPU_STARVE_UNDO: &str = r#"tag=$1
