@@ -5,6 +5,7 @@
 
 #[path = "../common/bin.rs"]
 mod bin;
+mod faults;
 mod isolation;
 mod lifecycle;
 mod own_service;
