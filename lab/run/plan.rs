@@ -77,7 +77,8 @@ pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
             // burns a CPU (every unit pinned nowhere shares it). `oom` acts inside the unit's
             // own cgroup only.
             StepKind::Fault(Fault::Resource(r)) => match &r.kind {
-                ResourceKind::Network(n) if n.peer.is_none() => out.extend(n.port.map(Claim::Port)),
+                // A delay replaces the root qdisc of every interface of the target.
+                ResourceKind::Network(n) if n.peer.is_none() && !matches!(n.action, crate::scenario::NetAction::Delay(_)) => out.extend(n.port.map(Claim::Port)),
                 ResourceKind::Network(_) | ResourceKind::DiskFull { .. } | ResourceKind::CpuStarve => {
                     out.insert(Claim::Whole);
                 }

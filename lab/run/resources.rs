@@ -14,8 +14,9 @@
 //!   real leak, where the service itself is the big process.
 //! * `network`: nftables rules in a table of the fault's own, in the target's network
 //!   namespace (loss is `numgen random`, no netem needed); `delay` needs the kernel's netem
-//!   queueing discipline, which this host's kernel lacks: the fault then ends the scenario
-//!   with that reason rather than running without a delay.
+//!   (and htb) queueing disciplines; this host's kernel has no netem (nor prio), so the fault
+//!   ends the scenario with that reason rather than running without a delay. The delay path
+//!   (htb + netem, packets steered by `meta priority`) is therefore not exercised here.
 //! * `disk-full`: a tmpfs just large enough for what the directory holds, filled to the last
 //!   block, moved over the directory; undone by unmounting it (lazily: the unit may hold it).
 //! * `cpu-starve`: systemd accepts `CPUQuota=` but cannot enforce it here (the host mounts the
@@ -79,12 +80,11 @@ pub fn inject(fault: &ResourceFault, unit: Option<&str>, tag: &str) -> Command {
             Command { script: OOM_INJECT, args: vec![unit, limit_text, HOG_MARGIN.to_string()] }
         }
         ResourceKind::Network(n) => {
-            let mark = mark_of(tag);
             let delay = match n.action {
                 NetAction::Delay(d) => format!("{}us", d.as_micros()),
                 _ => String::new(),
             };
-            Command { script: NETWORK_INJECT, args: vec![nft_ruleset(n, tag, mark), delay, format!("{mark:#x}")] }
+            Command { script: NETWORK_INJECT, args: vec![nft_ruleset(n, tag), delay] }
         }
         ResourceKind::DiskFull { path } => {
             Command { script: DISK_FULL_INJECT, args: vec![path.display().to_string(), DISK_FULL_MAX_KIB.to_string()] }
@@ -113,19 +113,9 @@ pub fn undo(fault: &ResourceFault, unit: Option<&str>, tag: &str, injected: &str
     }
 }
 
-/// The packet mark of a delayed fault's packets (netem is chosen by mark): from the tag, so
-/// that two faults never share one.
-fn mark_of(tag: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in tag.bytes() {
-        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
-    }
-    (h & 0x7fff_ffff) | 1
-}
-
 /// The nftables table of a `network` fault: its own table, so that undoing is deleting it and
 /// never touches another fault's rules.
-pub fn nft_ruleset(n: &NetworkFault, tag: &str, mark: u32) -> String {
+pub fn nft_ruleset(n: &NetworkFault, tag: &str) -> String {
     // What a packet must match, seen from the target: arriving (to the port, from the peer)
     // or leaving (from the port, to the peer).
     let matches = |incoming: bool| {
@@ -152,7 +142,7 @@ pub fn nft_ruleset(n: &NetworkFault, tag: &str, mark: u32) -> String {
                 format!("{m} meta l4proto tcp tcp flags & rst == 0 reject with tcp reset"),
                 format!("{m} meta l4proto != {{ tcp, icmp, icmpv6 }} reject"),
             ],
-            NetAction::Delay(_) => vec![format!("{m} meta mark set {mark:#x}")],
+            NetAction::Delay(_) => vec![format!("{m} meta priority set 1:2")],
         }
     };
     let (input, output) = match (n.action, n.direction) {
@@ -213,17 +203,22 @@ const OOM_UNDO: &str = r#"unit=$1 old=$2
 [ -z "$old" ] && exit 0
 systemctl set-property --runtime "$unit" MemoryMax="$old""#;
 
-/// Args: the nft ruleset, the netem delay (empty: none), the packet mark.
-const NETWORK_INJECT: &str = r#"rules=$1 delay=$2 mark=$3
+/// Args: the nft ruleset, the netem delay (empty: none). A delayed packet is steered by its
+/// priority (`meta priority set 1:2`, set by the rules) into class 1:2 of an htb qdisc, whose
+/// leaf is netem: htb reads the class from the priority itself, so no tc filter is needed.
+const NETWORK_INJECT: &str = r#"rules=$1 delay=$2
 if [ -n "$delay" ]; then
-  # netem first: without it there is nothing to put in place.
+  # netem first, on its own: without it there is nothing to put in place.
+  if ! err=$(tc qdisc add dev lo root handle 1: netem delay 1ms 2>&1); then echo "$err" >&2; exit 7; fi
+  tc qdisc del dev lo root
   for dev in $(ls /sys/class/net); do
-    tc qdisc add dev "$dev" root handle 1: prio 2>/dev/null || { echo "tc: cannot add a prio qdisc on $dev" >&2; exit 2; }
-    if ! err=$(tc qdisc add dev "$dev" parent 1:3 handle 30: netem delay "$delay" 2>&1); then
+    if ! { tc qdisc add dev "$dev" root handle 1: htb default 1 \
+        && tc class add dev "$dev" parent 1: classid 1:1 htb rate 10gbit \
+        && tc class add dev "$dev" parent 1: classid 1:2 htb rate 10gbit \
+        && tc qdisc add dev "$dev" parent 1:2 handle 20: netem delay "$delay"; } 2>/dev/null; then
       for d in $(ls /sys/class/net); do tc qdisc del dev "$d" root 2>/dev/null; done
-      echo "tc netem: $err" >&2; exit 7
+      echo "tc: cannot set up the delay on $dev (htb and netem)" >&2; exit 2
     fi
-    tc filter add dev "$dev" parent 1: protocol all prio 1 handle "$mark" fw flowid 1:3 || exit 2
   done
 fi
 printf '%s' "$rules" | nft -f - || exit 2"#;
@@ -233,7 +228,7 @@ const NETWORK_UNDO: &str = r#"table=$1 delay=$2
 if nft list table inet "$table" >/dev/null 2>&1; then nft delete table inet "$table" || exit 2; fi
 if [ -n "$delay" ]; then
   for dev in $(ls /sys/class/net); do
-    if tc qdisc show dev "$dev" | grep -q netem; then tc qdisc del dev "$dev" root || exit 2; fi
+    if tc qdisc show dev "$dev" | grep -q "qdisc htb 1: root"; then tc qdisc del dev "$dev" root || exit 2; fi
   done
 fi
 exit 0"#;
@@ -312,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_port_is_matched_by_destination_coming_in_and_by_source_going_out() {
-        let text = nft_ruleset(&net(NetAction::Drop, Some(8081), None, Direction::Both), "unitlab_x_2", 1);
+        let text = nft_ruleset(&net(NetAction::Drop, Some(8081), None, Direction::Both), "unitlab_x_2");
         assert_eq!(
             text,
             "table inet unitlab_x_2 {\n  chain input {\n    type filter hook input priority -10; policy accept;\n    tcp dport 8081 drop\n  }\n  chain output {\n    type filter hook output priority -10; policy accept;\n    tcp sport 8081 drop\n  }\n}\n"
@@ -321,22 +316,20 @@ mod tests {
 
     #[test]
     fn peers_loss_reject_and_direction() {
-        let loss = nft_ruleset(&net(NetAction::Loss(30), None, Some("172.17.0.1"), Direction::In), "t", 1);
+        let loss = nft_ruleset(&net(NetAction::Loss(30), None, Some("172.17.0.1"), Direction::In), "t");
         assert!(loss.contains("ip saddr 172.17.0.1 numgen random mod 100 < 30 drop"), "{loss}");
         assert!(!loss.contains("output"), "{loss}");
-        let reject = nft_ruleset(&net(NetAction::Reject, None, Some("fd00::1"), Direction::Out), "t", 1);
+        let reject = nft_ruleset(&net(NetAction::Reject, None, Some("fd00::1"), Direction::Out), "t");
         assert!(reject.contains("ip6 daddr fd00::1 meta l4proto tcp tcp flags & rst == 0 reject with tcp reset"), "{reject}");
         assert!(reject.contains("ip6 daddr fd00::1 meta l4proto != { tcp, icmp, icmpv6 } reject"), "{reject}");
         assert!(!reject.contains("input"), "{reject}");
-        let delay = nft_ruleset(&net(NetAction::Delay(std::time::Duration::from_millis(5)), Some(80), None, Direction::Both), "t", 0x21);
-        assert!(delay.contains("tcp sport 80 meta mark set 0x21") && !delay.contains("input"), "{delay}");
+        let delay = nft_ruleset(&net(NetAction::Delay(std::time::Duration::from_millis(5)), Some(80), None, Direction::Both), "t");
+        assert!(delay.contains("tcp sport 80 meta priority set 1:2") && !delay.contains("input"), "{delay}");
     }
 
     #[test]
-    fn tags_are_nft_names_and_marks_differ() {
+    fn tags_are_nft_names() {
         assert_eq!(tag("net-drop", 2), "unitlab_net_drop_3");
-        assert_ne!(mark_of("unitlab_a_1"), mark_of("unitlab_a_2"));
-        assert_ne!(mark_of("x"), 0);
     }
 
     #[test]

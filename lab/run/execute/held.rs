@@ -62,7 +62,7 @@ impl Run<'_> {
                     _ => String::new(),
                 };
                 return Err(ExecError::Unsupported(format!(
-                    "`action = \"delay\"` ({delay}) needs the kernel's netem queueing discipline (sch_netem), and the kernel of this host does not have it ({}); \
+                    "`action = \"delay\"` ({delay}) needs the kernel's netem queueing discipline (sch_netem), and the kernel of this host does not have it (tc says: {}); \
                      fix: run on a kernel with CONFIG_NET_SCH_NETEM (and the module loaded), or use `action = \"loss\"`, \"drop\" or \"reject\", which need only nftables",
                     one_line(&out.stderr)
                 )));
