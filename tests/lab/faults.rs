@@ -275,3 +275,57 @@ async fn killing_the_lab_during_each_fault_leaves_nothing_behind() {
         tokio::join!(kill_during(kind, port, libc::SIGKILL), kill_during(kind, port + 1, libc::SIGTERM));
     }
 }
+
+/// "Time to healthy" is sampled every 20 ms from the lab even while each attempt hangs: a
+/// port dropped for 2 s right before a restart answers again the moment the drop is healed,
+/// and the measured time says so (sequential attempts of 1 s each would report up to a
+/// second later).
+#[test]
+fn time_to_healthy_follows_a_heal_within_its_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("healthy.toml");
+    std::fs::write(
+        &file,
+        r#"name = "faults-healthy-sampling"
+suites = ["bookworm"]
+[[units]]
+name = "web"
+exec = ["/usr/local/bin/buggy-server", "--listen", "0.0.0.0:8094"]
+[units.Service]
+Type = "notify"
+[[steps]]
+do = "start"
+unit = "web"
+[[steps]]
+do = "network"
+unit = "web"
+action = "drop"
+duration = "2s"
+[[steps]]
+do = "restart"
+unit = "web"
+[[steps]]
+do = "expect-recovery"
+unit = "web"
+within = "6s"
+port = 8094
+"#,
+    )
+    .unwrap();
+    let out = unitlab(&["run", file.to_str().unwrap(), "--format", "json"], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let r = &report["results"][0];
+    let healthy = r["timings"].as_array().unwrap().iter().find(|t| t["name"] == "time to healthy").unwrap()["value"].as_f64().unwrap();
+    let note = |prefix: &str| {
+        r["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "lab" && e["action"].as_str().unwrap().starts_with(prefix)).unwrap()["at"].as_f64().unwrap()
+    };
+    let restart = note("fault: systemctl restart");
+    let healed = note("network: drop traffic of port 8094 (both) for 2s: healed");
+    let late = restart + healthy - healed;
+    // The heal's note is written once its command has returned, so the first 200 may come a
+    // little before it; after it, one sampling interval plus a request.
+    assert!(late < 0.15, "healthy {late:.3} s after the heal (restart at {restart}, healthy after {healthy}, healed at {healed})");
+    assert!(late > -0.2, "healthy before the drop was healed? {late:.3} s");
+}
