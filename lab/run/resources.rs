@@ -25,7 +25,10 @@
 //!   CAP_SYS_NICE. So the unit's threads are pinned to one CPU and [`BURNERS`] busy loops of a
 //!   transient unit are pinned there too: at equal weight the unit gets about 1/20 of one CPU
 //!   (measured: 8 ticks in 2 s instead of 152). Undone by stopping the burners and restoring
-//!   each thread's affinity.
+//!   each thread's affinity. The cost: one core of the host is busy for the fault's life.
+//!   Tried and dropped: stopping the unit's processes (SIGSTOP) for 95 ms of every 100 ms,
+//!   which costs nothing, but on this loaded 2-core host a throttled busy loop still got 26
+//!   ticks in 2 s against 42 unthrottled: too weak to starve anything.
 
 use std::net::IpAddr;
 

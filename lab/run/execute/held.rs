@@ -112,6 +112,11 @@ impl Run<'_> {
         let watcher = self.session.watcher();
         let held = &mut self.held[i];
         if held.released.swap(true, Ordering::SeqCst) {
+            // Its timer let go first; it may still be undoing: the steps after the heal must
+            // see the fault gone.
+            if let Some(timer) = held.timer.take() {
+                let _ = timer.await;
+            }
             for u in &held.units {
                 watcher.note(u, format!("{}: already healed by its duration", held.what));
             }
