@@ -23,8 +23,10 @@
 //!   cpu and cpuacct controllers apart, so the target's systemd has no cpu hierarchy: measured,
 //!   `cpu.cfs_quota_us` never appears), and lowering a priority cannot be undone without
 //!   CAP_SYS_NICE. So the unit's threads are pinned to one CPU and [`BURNERS`] busy loops of a
-//!   transient unit are pinned there too: at equal weight the unit gets about 1/20 of one CPU
-//!   (measured: 8 ticks in 2 s instead of 152). Undone by stopping the burners and restoring
+//!   transient unit are pinned there too: at equal weight the unit gets about 1/50 of one CPU
+//!   (measured with the lab's script at load average 15: a busy loop got 4 ticks in 2 s
+//!   instead of 158; with 19 loops it got 8 of 152, too little of a margin on a loaded host,
+//!   where the unstarved unit is slow too). Undone by stopping the burners and restoring
 //!   each thread's affinity. The cost: one core of the host is busy for the fault's life.
 //!   Tried and dropped: stopping the unit's processes (SIGSTOP) for 95 ms of every 100 ms,
 //!   which costs nothing, but on this loaded 2-core host a throttled busy loop still got 26
@@ -35,7 +37,7 @@ use std::net::IpAddr;
 use crate::scenario::{Direction, NetAction, NetworkFault, ResourceFault, ResourceKind};
 
 /// Busy loops of a `cpu-starve` fault, sharing one CPU with the unit.
-pub const BURNERS: u32 = 19;
+pub const BURNERS: u32 = 49;
 /// How much more than the limit the `oom` hog asks for: the limit is crossed whatever the
 /// unit itself uses.
 pub const HOG_MARGIN: u64 = 16 * 1024 * 1024;

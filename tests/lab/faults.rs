@@ -75,11 +75,11 @@ fn the_resource_fault_examples_hold_and_every_fault_is_let_go(#[case] suite: &st
     assert!(disk.iter().any(|a| a.starts_with("disk-full /var/lib/unitlab-disk-full-demo for writer: in place (unitlab-disk-full")), "{disk:#?}");
     assert!(disk.iter().any(|a| a == "disk-full /var/lib/unitlab-disk-full-demo for writer: healed"), "{disk:#?}");
 
-    // cpu-starve: the watchdog fired under starvation, the burners stopped after 10s.
+    // cpu-starve: the watchdog fired under starvation, the burners stopped at the heal.
     let cpu = result("cpu-starve");
     let n = notes(cpu, "cpu-starve.worker.service");
-    assert!(n.iter().any(|a| a.contains("cpu-starve worker for 10s: in place (cpu ")), "{n:#?}");
-    assert!(n.iter().any(|a| a == "cpu-starve worker for 10s: healed after 10s" || a.ends_with("healed at the end of the scenario")), "{n:#?}");
+    assert!(n.iter().any(|a| a.starts_with("cpu-starve worker: in place (cpu ")), "{n:#?}");
+    assert!(n.iter().any(|a| a == "cpu-starve worker: healed"), "{n:#?}");
     let watchdog = cpu["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "failed" && e["result"] == "watchdog");
     assert!(watchdog, "the starved worker must fail with Result=watchdog");
 }
