@@ -23,6 +23,12 @@ pub enum ExecError {
     TargetGone(String),
     #[error("the fault of step {step} was not recorded")]
     NoFault { step: usize },
+    /// The host cannot do what the scenario asks (a `network` delay without the kernel's netem).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A resource fault could not be undone: the target is no longer what the image holds.
+    #[error("{0}")]
+    Undo(String),
     #[error(transparent)]
     Guard(#[from] crate::target::reaper::GuardError),
 }

@@ -19,6 +19,7 @@ pub mod http;
 mod orchestrate;
 mod plan;
 mod pool;
+pub mod resources;
 mod session;
 pub mod watch;
 

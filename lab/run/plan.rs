@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::scenario::{listen_port, Expectation, Fault, Observe, Scenario, StepKind, UnitName, Wait};
+use crate::scenario::{listen_port, Expectation, Fault, Observe, ResourceKind, Scenario, StepKind, UnitName, Wait};
 
 /// The installed name of a scenario's unit: `SCENARIO.STEM.service`. Scenario names are
 /// `[a-z0-9_-]` (no dot), so the first dot separates the two parts and no two scenarios can
@@ -71,6 +71,19 @@ pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
             StepKind::Fault(Fault::PauseTarget { .. }) => {
                 out.insert(Claim::Whole);
             }
+            // A resource fault claims what it takes from everyone on the target: the port whose
+            // traffic it drops; the whole target when it cuts a peer off (every unit's traffic
+            // to it), covers a directory (other scenarios' files there vanish under it) or
+            // burns a CPU (every unit pinned nowhere shares it). `oom` acts inside the unit's
+            // own cgroup only.
+            StepKind::Fault(Fault::Resource(r)) => match &r.kind {
+                // A delay replaces the root qdisc of every interface of the target.
+                ResourceKind::Network(n) if n.peer.is_none() && !matches!(n.action, crate::scenario::NetAction::Delay(_)) => out.extend(n.port.map(Claim::Port)),
+                ResourceKind::Network(_) | ResourceKind::DiskFull { .. } | ResourceKind::CpuStarve => {
+                    out.insert(Claim::Whole);
+                }
+                ResourceKind::Oom { .. } => {}
+            },
             _ => {}
         }
     }

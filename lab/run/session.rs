@@ -132,6 +132,12 @@ impl Session {
         &self.watcher
     }
 
+    /// Owned handles on the target and its watcher, for work that outlives a step (a resource
+    /// fault undone after its `duration` while later steps run).
+    pub fn handles(&self) -> (Arc<Target>, Arc<Watcher>) {
+        (self.target.clone(), self.watcher.clone())
+    }
+
     pub fn http(&self) -> &Http {
         &self.http
     }

@@ -16,6 +16,7 @@ pub use model::{
     Scenario, Step, StepKind, TextMatch, UnitInstall, UnitName, UnitOrigin, UnitSpec, Wait, WindowSource, DROP_IN_NAME,
     UNIT_DIR,
 };
+pub use model::{Direction, NetAction, NetworkFault, ResourceFault, ResourceKind, DEFAULT_OOM_LIMIT, MAX_OOM_LIMIT};
 pub use validate::{
     listen_address, listen_port, DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT, MAX_SOURCE_BYTES, MAX_SOURCE_FILES,
     MAX_UNIT_FILE_BYTES,

@@ -246,6 +246,13 @@ raw_step! {
     timeout "timeout": String,
     within "within": String,
     window "window": String,
+    fault_name "name": String,
+    limit "limit": String,
+    traffic "action": String,
+    percent "percent": i64,
+    delay "delay": String,
+    peer "peer": String,
+    direction "direction": String,
 }
 
 /// The whole file, raw. `None`/empty for keys not written.

@@ -161,10 +161,16 @@ fn sanitize(word: &str) -> String {
 /// degraded; SYS_ADMIN mounts the cgroup hierarchies. CHOWN, FOWNER, KILL, NET_BIND_SERVICE
 /// and SYS_CHROOT are not needed to boot but are what services need from PID 1 (User= with
 /// StateDirectory=, stopping another user's processes, ports below 1024, RootDirectory=), so
-/// they stay. Dropped: MKNOD, NET_RAW, AUDIT_WRITE, SETFCAP, FSETID (boot, User= and sandboxed
-/// units work without them).
-pub const CAPABILITIES: [&str; 11] =
-    ["SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "SETFCAP"];
+/// they stay. Dropped: MKNOD, NET_RAW, AUDIT_WRITE, FSETID (boot, User= and sandboxed
+/// units work without them). SETFCAP is what PrivateUsers= needs: its user namespace maps
+/// uid 0, which since Linux 5.12 takes CAP_SETFCAP (without it Debian's hardened units fail
+/// 217/USER). NET_ADMIN is for the `network` fault: nftables and tc inside the target refuse
+/// without it (measured: `nft list ruleset` -> "Operation not permitted"); it acts on the
+/// target's own network namespace only (its interfaces, routes and filters).
+pub const CAPABILITIES: [&str; 12] = [
+    "SYS_ADMIN", "DAC_OVERRIDE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "SETFCAP",
+    "NET_ADMIN",
+];
 
 fn host_config(keep: bool, limits: Limits) -> HostConfig {
     let tmpfs = HashMap::from([

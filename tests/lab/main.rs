@@ -6,6 +6,7 @@
 #[path = "../common/bin.rs"]
 mod bin;
 mod debian;
+mod faults;
 mod isolation;
 mod lifecycle;
 mod own_service;

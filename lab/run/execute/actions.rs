@@ -169,6 +169,11 @@ impl Run<'_> {
                 }
                 None
             }
+            Fault::Resource(r) => {
+                let units = units.clone();
+                self.hold(step, r, &units).await?
+            }
+            Fault::Heal { step: of, .. } => self.heal(*of).await?,
             Fault::Kill { signal, whom, .. } => {
                 let whom = format!("--kill-whom={whom}");
                 let sig = format!("--signal={}", signal.number());

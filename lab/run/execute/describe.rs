@@ -1,7 +1,7 @@
 //! A step in a few words, for progress lines and the lab's notes on timelines.
 
 use crate::judge::describe_property;
-use crate::scenario::{ControlFault, Expectation, Fault, Observe, StepKind, UnitName, Wait};
+use crate::scenario::{ControlFault, Expectation, Fault, NetAction, Observe, ResourceFault, ResourceKind, StepKind, UnitName, Wait};
 use crate::systemd::format_duration;
 
 fn stems(units: &[&UnitName]) -> String {
@@ -33,6 +33,8 @@ pub fn describe(kind: &StepKind) -> String {
                 Fault::Stop { .. } => format!("systemctl stop {units}"),
                 Fault::Restart { .. } => format!("systemctl restart {units}"),
                 Fault::Kill { signal, whom, .. } => format!("systemctl kill --kill-whom={whom} SIG{} {units}", signal.name()),
+                Fault::Resource(r) => describe_resource(r, &units),
+                Fault::Heal { step, .. } => format!("heal the fault of step {}", step + 1),
             }
         }
         StepKind::Wait(w) => match w {
@@ -60,5 +62,34 @@ pub fn describe(kind: &StepKind) -> String {
             Expectation::Recovery { unit, within, .. } => format!("expect {} recovered within {}", unit.stem(), format_duration(*within)),
             Expectation::Journal { matcher, present, .. } => format!("expect journal {}{matcher}", if *present { "" } else { "without " }),
         },
+    }
+}
+
+/// A resource fault in a few words: what runs out, where, for how long.
+fn describe_resource(r: &ResourceFault, units: &str) -> String {
+    let what = match &r.kind {
+        ResourceKind::Oom { limit: Some(l) } => format!("oom in {units} (MemoryMax={}M)", l >> 20),
+        ResourceKind::Oom { limit: None } => format!("oom in {units} (its own MemoryMax=)"),
+        ResourceKind::Network(n) => {
+            let action = match n.action {
+                NetAction::Loss(p) => format!("lose {p}% of"),
+                NetAction::Delay(d) => format!("delay by {}", format_duration(d)),
+                other => other.word().to_string(),
+            };
+            let mut on = Vec::new();
+            if let Some(p) = n.port {
+                on.push(format!("port {p}"));
+            }
+            if let Some(a) = n.peer {
+                on.push(format!("peer {a}"));
+            }
+            format!("network: {action} traffic of {} ({})", on.join(" and "), n.direction)
+        }
+        ResourceKind::DiskFull { path } => format!("disk-full {} for {units}", path.display()),
+        ResourceKind::CpuStarve => format!("cpu-starve {units}"),
+    };
+    match r.duration {
+        Some(d) => format!("{what} for {}", format_duration(d)),
+        None => what,
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::waits::http_poll;
+use crate::run::http::Route;
 use super::{ExecError, FaultMark, Flow, Run, StepResult};
 use crate::judge::{self, Recovery};
 use crate::observe::{evidence, journal, Answer, Event};
@@ -16,6 +17,9 @@ const CONTEXT_PROPERTIES: [&str; 4] = ["ActiveState", "SubState", "Result", "NRe
 fn abs(usec: u64) -> Duration {
     Duration::from_micros(usec)
 }
+
+/// Timeout of one attempt of the "time to healthy" poll.
+const HEALTH_ATTEMPT: Duration = Duration::from_secs(1);
 
 impl Run<'_> {
     pub(super) fn fault_mark(&self, step: usize) -> Result<FaultMark, ExecError> {
@@ -186,21 +190,52 @@ impl Run<'_> {
     }
 
     /// Poll `GET :port path` until it answers 200 (time since the fault) or `deadline` passes
-    /// (the last answer).
+    /// (the last answer). From the lab a new attempt starts every [`http_poll`] (20 ms) whether
+    /// or not the previous ones have answered: a port that drops packets holds each attempt
+    /// for its whole timeout, and waiting for it would sample "time to healthy" once a second.
+    /// Attempts run inside the target (an exec each) one at a time.
     async fn healthy(&mut self, name: &str, port: u16, path: &str, fault: Instant, deadline: Instant) -> Result<Result<Duration, Answer>, ExecError> {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
         let route = self.route(port);
-        loop {
-            let answer = self.get(port, path, Duration::from_secs(1)).await?;
-            if answer == Answer::Status(200) {
-                let t = fault.elapsed();
-                self.timing("time to healthy", name, t);
-                return Ok(Ok(t));
+        let poll = http_poll(route);
+        let most = match route {
+            Route::Direct(_) => (HEALTH_ATTEMPT.as_millis() / poll.as_millis()).max(1) as usize,
+            Route::InTarget => 1,
+        };
+        let this = &*self;
+        let mut in_flight = FuturesUnordered::new();
+        let mut last = None;
+        let mut next = Instant::now();
+        let outcome = loop {
+            let now = Instant::now();
+            if in_flight.len() < most && now >= next && (now < deadline || last.is_none() && in_flight.is_empty()) {
+                in_flight.push(this.get(port, path, HEALTH_ATTEMPT));
+                next = now + poll;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Err(answer));
+            if in_flight.is_empty() {
+                if Instant::now() >= deadline {
+                    break Err(last.expect("one attempt was made"));
+                }
+                this.session.sleep(next.saturating_duration_since(Instant::now())).await.map_err(ExecError::TargetGone)?;
+                continue;
             }
-            self.session.sleep(left.min(http_poll(route))).await.map_err(ExecError::TargetGone)?;
+            let launch = tokio::time::sleep_until(next.max(now).min(deadline.max(now)).into());
+            tokio::select! {
+                Some(answer) = in_flight.next() => {
+                    let answer = answer?;
+                    if answer == Answer::Status(200) {
+                        break Ok(fault.elapsed());
+                    }
+                    last = Some(answer);
+                }
+                _ = launch, if in_flight.len() < most && Instant::now() < deadline => {}
+                why = this.session.watcher().gone() => return Err(ExecError::TargetGone(why)),
+            }
+        };
+        drop(in_flight);
+        if let Ok(t) = outcome {
+            self.timing("time to healthy", name, t);
         }
+        Ok(outcome)
     }
 }

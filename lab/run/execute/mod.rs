@@ -16,6 +16,7 @@
 mod actions;
 mod describe;
 mod expect;
+mod held;
 mod observe;
 mod waits;
 
@@ -115,6 +116,8 @@ struct Run<'a> {
     /// action. The snapshot ends here, so what a unit goes on to do while the lab is busy
     /// finishing (another restart cycle on a loaded machine) is never part of it.
     horizon_usec: u64,
+    /// Resource faults in place, let go at `heal`, their `duration` or the end.
+    held: Vec<held::HeldFault>,
 }
 
 /// An instant `d` from now; a duration too large for the clock means "never".
@@ -150,7 +153,12 @@ pub async fn execute(input: &Input<'_>) -> Executed {
     result.warnings = input.diagnostics.iter().map(|d| format!("{}: {}", d.location(), d.message)).collect();
     let leftovers = Leftovers {
         units: names.values().cloned().collect(),
-        files: installs.iter().map(|i| i.path.clone()).chain(scenario.files.iter().map(|f| f.path.display().to_string())).collect(),
+        files: installs
+            .iter()
+            .map(|i| i.path.clone())
+            .chain(scenario.files.iter().map(|f| f.path.display().to_string()))
+            .chain(runtime_drop_ins(scenario))
+            .collect(),
     };
     let watcher = session.watcher();
     let mut run = Run {
@@ -167,6 +175,7 @@ pub async fn execute(input: &Input<'_>) -> Executed {
         faults: HashMap::new(),
         starts: HashMap::new(),
         horizon_usec: 0,
+        held: Vec::new(),
     };
     run.horizon_usec = run.origin_usec;
     let mut files: Vec<(String, Vec<u8>, u32)> =
@@ -184,13 +193,20 @@ pub async fn execute(input: &Input<'_>) -> Executed {
         // not a unit file verify can be given.)
         let paths: Vec<String> = installs.iter().filter(|i| !i.path.ends_with(&format!(".d/{DROP_IN_NAME}"))).map(|i| i.path.clone()).collect();
         let verify = session.verify(paths);
-        let steps = run.steps();
+        let steps = async {
+            let steps = run.steps().await;
+            // Every way the steps end (a failed check, an error, the last step) lets go of the
+            // resource faults still held, before the timeline is read and before another
+            // scenario gets the target.
+            let released = run.release_all().await;
+            steps.map_err(|e| e.to_string()).and(released.map_err(|e| e.to_string()))
+        };
         let (verified, steps) = tokio::join!(verify, steps);
         match verified {
             Ok(lines) => result.warnings.extend(lines.into_iter().map(|l| format!("systemd-analyze verify: {l}"))),
             Err(e) => result.warnings.push(format!("systemd-analyze verify could not run: {e}")),
         }
-        let steps = steps.map_err(|e| Stop::Error(e.to_string()));
+        let steps = steps.map_err(Stop::Error);
         let finish = run.finish(&mut result).await.map_err(|e| Stop::Error(e.to_string()));
         steps.and(finish)
     }
@@ -212,6 +228,21 @@ pub async fn execute(input: &Input<'_>) -> Executed {
     };
     result.duration = started.elapsed();
     Executed::Done(Box::new(result), leftovers)
+}
+
+/// The drop-ins `systemctl set-property --runtime` writes for the scenario's `oom` faults:
+/// undoing a fault sets the old value back (a reload to remove them would reset every unit's
+/// start rate limit on 252), so they go with the scenario's other files.
+fn runtime_drop_ins(scenario: &Scenario) -> Vec<String> {
+    scenario
+        .steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Fault(crate::scenario::Fault::Resource(r)) if matches!(r.kind, crate::scenario::ResourceKind::Oom { limit: Some(_) }) => r.unit.as_ref(),
+            _ => None,
+        })
+        .map(|u| format!("/run/systemd/system.control/{}.d/50-MemoryMax.conf", unit_name(scenario, u)))
+        .collect()
 }
 
 /// A unit the scenario names without defining (`[[units]]` with only `name`) must be on the

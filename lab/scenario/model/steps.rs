@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::systemd::words::word_enum;
 use crate::systemd::{ActiveState, KillWhom, Signal, SubState};
 
-use super::{Expectation, Location, UnitName, WindowSource};
+use super::{Expectation, Location, ResourceFault, UnitName, WindowSource};
 
 /// One `[[steps]]` entry, with where it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +114,11 @@ pub enum Fault {
     Restart { units: Vec<UnitName> },
     /// `do = "kill"`: `systemctl kill --kill-whom=WHOM --signal=SIGNAL UNITS`.
     Kill { units: Vec<UnitName>, signal: Signal, whom: KillWhom },
+    /// `do = "oom"`, `"network"`, `"disk-full"`, `"cpu-starve"`: a resource runs out until a
+    /// `heal`, its `duration` or the end of the scenario.
+    Resource(ResourceFault),
+    /// `do = "heal"`: undo the resource fault of step `step` (0-based) now, if it still holds.
+    Heal { step: usize, unit: Option<UnitName> },
 }
 
 impl Fault {
@@ -128,6 +133,8 @@ impl Fault {
             | Fault::Restart { units }
             | Fault::Kill { units, .. } => units.iter().collect(),
             Fault::PauseTarget { .. } => Vec::new(),
+            Fault::Resource(r) => r.unit.iter().collect(),
+            Fault::Heal { unit, .. } => unit.iter().collect(),
         }
     }
 
@@ -142,6 +149,8 @@ impl Fault {
             Fault::Stop { .. } => "stop",
             Fault::Restart { .. } => "restart",
             Fault::Kill { .. } => "kill",
+            Fault::Resource(r) => r.kind.word(),
+            Fault::Heal { .. } => "heal",
         }
     }
 }

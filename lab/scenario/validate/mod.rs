@@ -5,6 +5,7 @@
 //! want to show happening. `units` checks `[[units]]` (directives or unit-file text), `steps`
 //! checks `[[steps]]`; the top level, `[manager]` and `[[files]]` are checked here.
 
+mod resources;
 mod source;
 mod steps;
 mod units;

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::resources::{check_heal, check_resource, Held, RESOURCE_WORDS};
 use super::units::any_unit_name;
 use super::{Checker, DEFAULT_CONTROL_PORT, DEFAULT_PROBE_TIMEOUT, DEFAULT_WAIT};
 use crate::scenario::model::*;
@@ -24,6 +25,11 @@ const STEP_KINDS: &[(&str, &[&str], &[&str])] = &[
     ("thaw", &["unit", "units"], &[]),
     ("pause", &["duration"], &["duration"]),
     ("fault", &["unit", "units", "kind", "part", "code", "signal", "after", "port"], &["kind"]),
+    ("oom", &["unit", "limit", "name"], &["unit"]),
+    ("network", &["unit", "port", "peer", "action", "percent", "delay", "direction", "duration", "name"], &["action"]),
+    ("disk-full", &["unit", "path", "duration", "name"], &["unit", "path"]),
+    ("cpu-starve", &["unit", "duration", "name"], &["unit"]),
+    ("heal", &["name"], &[]),
     ("wait-state", &["unit", "active", "sub", "within"], &["unit"]),
     ("wait-journal", &["unit", "contains", "matches", "within"], &[]),
     ("wait-http", &["port", "path", "status", "within"], &["port"]),
@@ -59,14 +65,21 @@ pub(super) fn check_steps(
     }
     let mut steps = Vec::new();
     let mut last_fault: Option<usize> = None;
+    let mut held = Held::default();
     for (span, s) in &raw.steps {
-        if let Some(kind) = check_step(c, span, s, units, manager, last_fault) {
+        if let Some(kind) = check_step(c, span, s, units, manager, last_fault, &mut held) {
             let location = c.location(&s.action.as_ref().map_or(span.clone(), |a| a.span()));
             if matches!(kind, StepKind::Fault(_)) {
                 last_fault = Some(steps.len());
             }
+            if let StepKind::Fault(Fault::Resource(r)) = &kind {
+                held.record(steps.len(), r);
+            }
             steps.push(Step { location, kind });
         } else if s.action.as_ref().and_then(|a| fault_word(a.as_ref())).is_some() {
+            if s.action.as_ref().is_some_and(|a| RESOURCE_WORDS.contains(&a.as_ref().as_str())) {
+                held.record_broken(s);
+            }
             // A broken fault step still counts as "a fault before", so that the steps after it
             // do not get a second, misleading error.
             last_fault = Some(steps.len());
@@ -76,7 +89,7 @@ pub(super) fn check_steps(
 }
 
 fn fault_word(w: &str) -> Option<&str> {
-    ["fault", "signal", "freeze", "thaw", "pause", "stop", "restart", "kill"].contains(&w).then_some(w)
+    ["fault", "signal", "freeze", "thaw", "pause", "stop", "restart", "kill", "heal"].contains(&w).then_some(w).or_else(|| RESOURCE_WORDS.contains(&w).then_some(w))
 }
 
 fn resolve(c: &mut Checker<'_>, value: &Spanned<String>, units: &[(Range<usize>, UnitSpec)]) -> Option<UnitName> {
@@ -107,6 +120,7 @@ fn check_step(
     units: &[(Range<usize>, UnitSpec)],
     manager: &ManagerSettings,
     last_fault: Option<usize>,
+    held: &mut Held,
 ) -> Option<StepKind> {
     let Some(action) = &s.action else {
         c.error(span.clone(), "step without `do`", format!("start the step with `do = \"...\"`, one of: {}", words()));
@@ -149,7 +163,7 @@ fn check_step(
             c.error(
                 action.span(),
                 format!("`{word}` measures from the previous fault step, and there is none before it"),
-                "add a fault step (fault, signal, kill, stop, restart, freeze, pause) before it",
+                "add a fault step (fault, signal, kill, stop, restart, freeze, pause, oom, network, disk-full, cpu-starve, heal) before it",
             );
         }
         last_fault
@@ -188,6 +202,8 @@ fn check_step(
             let named = targets(c, action, s, unit.as_ref(), units)?;
             StepKind::Fault(check_control_fault(c, s, named, units)?)
         }
+        w if RESOURCE_WORDS.contains(&w) => StepKind::Fault(check_resource(c, w, action, s, unit, &spec_of, held)?),
+        "heal" => StepKind::Fault(check_heal(c, action, s, held)?),
         "wait-state" => {
             let active = match &s.active { Some(a) => Some(c.word(a, "ActiveState", ActiveState::ALL)?), None => None };
             let sub = match &s.sub { Some(a) => Some(c.word(a, "SubState", SubState::ALL)?), None => None };
