@@ -273,6 +273,7 @@ unit = "worker@1.service"
         unit.file.render(),
         "[Service]\nExecStart=/usr/local/bin/buggy-server --fault exit:3@after=1s 100%% \"a b\"\nExecStartPre=/bin/true\nExecStartPre=\nExecStartPre=/bin/echo $HOME\nLimitNOFILE=256\nRemainAfterExit=true\nType=\nType=exec\n"
     );
-    assert_eq!(s.suites, unitlab::Suite::ALL.to_vec());
+    assert_eq!(s.suites, unitlab::Suite::DEFAULT.to_vec());
+    assert!(!s.suites_listed, "without a list, `--suite` decides");
     assert!(s.shared_target && !s.needs_pristine_target());
 }
