@@ -174,7 +174,7 @@ pub struct Deviation {
 pub const DEVIATIONS: &[Deviation] = &[
     Deviation {
         cell: CellKey::Type { program: ServiceType::Forking, configured: ServiceType::Oneshot },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "dead-success",
         explanation: "Type=oneshot is started when its main process exits. The forking program's \
                       main process is the parent, which exits 0 as soon as its daemon listens, so \
@@ -183,7 +183,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Forking, configured: ServiceType::Notify },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "protocol",
         explanation: "The main process (the forking parent) exits 0 before any READY=1 arrived, \
                       and the daemon may not notify anyway (NotifyAccess=main). systemd does not \
@@ -192,7 +192,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Simple },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "dead-success",
         explanation: "Type=simple is started at fork; when the program then exits 0 the unit is \
                       deactivated successfully (inactive, Result success), not failed. It only \
@@ -200,7 +200,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Forking },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "dead-success",
         explanation: "Type=forking is started when the process it launched exits. A oneshot \
                       program exits 0 after its work (1 s here, well inside the start timeout), \
@@ -209,7 +209,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Notify },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "protocol",
         explanation: "The program exits 0 without ever sending READY=1: systemd fails the start at \
                       once with Result 'protocol' instead of waiting for the start timeout.",

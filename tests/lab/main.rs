@@ -13,6 +13,7 @@ mod remote;
 mod reliability;
 mod scenarios;
 mod seeds;
+mod suites;
 mod support;
 mod tables;
 mod targets;
