@@ -207,7 +207,7 @@ fn check_sections(c: &mut Checker<'_>, u: &RawUnit, suites: &[Suite], drop_in: b
                             if !older.is_empty() {
                                 c.warning(
                                     vspan.clone(),
-                                    format!("Type=notify-reload needs systemd 253+; {} ignores it", too_old(&older)),
+                                    format!("Type=notify-reload needs systemd 253+; {}", too_old(&older)),
                                     suites_hint(suites, 254),
                                 );
                             }
@@ -536,9 +536,10 @@ fn closed_value<T: Copy + std::fmt::Display + std::str::FromStr>(
     None
 }
 
-/// "bookworm's 252" or "bullseye's 247 and bookworm's 252".
+/// "bookworm's 252 ignores it" or "bullseye's 247 and bookworm's 252 ignore it".
 fn too_old(suites: &[Suite]) -> String {
-    suites.iter().map(|s| format!("{}'s {}", s.name(), s.systemd())).collect::<Vec<_>>().join(" and ")
+    let who = suites.iter().map(|s| format!("{}'s {}", s.name(), s.systemd())).collect::<Vec<_>>().join(" and ");
+    format!("{who} {}", if suites.len() == 1 { "ignores it" } else { "ignore it" })
 }
 
 /// The `suites = [...]` line that keeps the scenario's suites whose systemd is `since` or newer
@@ -558,7 +559,7 @@ fn check_directive_name(c: &mut Checker<'_>, section: &str, key: &Spanned<String
         if !older.is_empty() {
             c.warning(
                 key.span(),
-                format!("{k}= exists from systemd {since} among the lab's suites; {} ignores it", too_old(&older)),
+                format!("{k}= exists from systemd {since} among the lab's suites; {}", too_old(&older)),
                 format!("{}, or accept that {} behaves as without it", suites_hint(suites, since), older.iter().map(|s| s.name()).collect::<Vec<_>>().join(" and ")),
             );
         }
