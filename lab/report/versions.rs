@@ -229,6 +229,53 @@ pub(crate) fn markdown(x: &CrossTable<'_>) -> String {
     out
 }
 
+/// HTML: the cross-version grid, a cell that differs listing each version's value (its
+/// `title` the facts), before each suite's own grid.
+pub(crate) fn html(x: &CrossTable<'_>) -> String {
+    use super::html::escape;
+    let t = x.first();
+    let mut out = String::new();
+    let _ = writeln!(out, "<section class=\"table\"><h2>{} <small>across {}</small></h2>", escape(&t.title), escape(&x.versions()));
+    let _ = writeln!(out, "<p class=\"meta\">{}</p>", escape(&x.tally()));
+    let _ = write!(out, "<table class=\"grid\"><thead><tr><th>{} \\ {}</th>", escape(&t.row_heading), escape(&t.column_heading));
+    for col in &t.columns {
+        let _ = write!(out, "<th>{}</th>", escape(col));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &t.rows {
+        let _ = write!(out, "<tr><th>{}</th>", escape(row));
+        for col in &t.columns {
+            match x.cell(row, col) {
+                Some(c) if c.differs() => {
+                    let each: Vec<String> = c
+                        .verdicts
+                        .iter()
+                        .map(|(t, v)| format!("<span class=\"obs\" title=\"{}\">{} {}</span>", escape(&v.detail), escape(major(&t.systemd)), escape(&v.observed_mark)))
+                        .collect();
+                    let _ = write!(out, "<td class=\"disagree\">{}<span class=\"doc\">doc {}</span></td>", each.join(" "), escape(c.documented_mark));
+                }
+                Some(c) => {
+                    let v = c.verdicts[0].1;
+                    let class = if v.agrees { "agree" } else { "reviewed" };
+                    let _ = write!(out, "<td class=\"{class}\"><span class=\"obs\">{}</span><span class=\"doc\">doc {}</span></td>", escape(&v.observed_mark), escape(c.documented_mark));
+                }
+                None => out.push_str("<td>-</td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+    for c in x.cells().iter().filter(|c| c.differs()) {
+        let _ = writeln!(out, "<p class=\"deviation\"><b>{}</b> differs between versions (documented {}):</p><ul>", escape(&x.title(c)), escape(c.documented));
+        for r in x.reasons(c) {
+            let _ = write!(out, "<li>{}</li>", escape(&r));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +311,9 @@ mod tests {
         assert!(text.contains("2 cells: 1 the same on every version (1 as documented, 0 not), 1 differ between versions"), "{text}");
         let md = markdown(&x[0]);
         assert!(md.contains("| watchdog | . | **differs**: 247: ., 252: X, 257: X (doc .) |"), "{md}");
+        let page = html(&x[0]);
+        assert!(page.contains("<td class=\"disagree\"><span class=\"obs\" title=\"Result=watchdog on bullseye\">247 .</span>"), "{page}");
+        assert!(page.contains("<li>trixie (257): restart — reviewed deviation; Result=watchdog on trixie</li>"), "{page}");
     }
 
     #[test]
