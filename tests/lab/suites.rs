@@ -87,3 +87,62 @@ async fn sid_runs_on_a_cgroup2_tree_of_its_own() {
     assert!(refused > 0, "the limit of {} processes refused none of 1100 forks", unitlab::target::container::PIDS_LIMIT);
     target.teardown().await.unwrap();
 }
+
+/// Where the engine does not give a container a cgroup2 of its own (simulated with the host's
+/// cgroup namespace, whose cgroup2 root holds every process of the host), sid's start-up must
+/// refuse to start systemd and leave the reason for the lab to report, not boot systemd on
+/// the host's tree.
+#[tokio::test]
+async fn the_cgroup2_start_up_refuses_a_tree_that_is_not_the_targets_own() {
+    use bollard::models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum};
+    let image = crate::support::image(Suite::Sid).await;
+    let engine = crate::support::engine().await;
+    let docker = engine.docker();
+    let config = ContainerCreateBody {
+        image: Some(image.id.clone()),
+        labels: Some(unitlab::target::reaper::labels(false)),
+        cmd: Some(unitlab::target::container::init_command(Suite::Sid)),
+        host_config: Some(HostConfig {
+            cgroupns_mode: Some(HostConfigCgroupnsModeEnum::HOST),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["SYS_ADMIN".into()]),
+            tmpfs: Some([("/sys/fs/cgroup".to_string(), String::new()), ("/run".to_string(), String::new())].into()),
+            auto_remove: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, config).await.unwrap().id;
+    docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
+    let mut reason = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let exec = docker
+            .create_exec(&id, bollard::exec::CreateExecOptions { cmd: Some(vec!["cat", unitlab::target::container::CGROUP2_REFUSED]), attach_stdout: Some(true), ..Default::default() })
+            .await
+            .unwrap();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await.unwrap() {
+            use futures_util::StreamExt;
+            while let Some(Ok(chunk)) = output.next().await {
+                reason.push_str(&chunk.to_string());
+            }
+        }
+        if !reason.is_empty() {
+            break;
+        }
+    }
+    let comm = docker
+        .create_exec(&id, bollard::exec::CreateExecOptions { cmd: Some(vec!["cat", "/proc/1/comm"]), attach_stdout: Some(true), ..Default::default() })
+        .await
+        .unwrap();
+    let mut pid1 = String::new();
+    if let bollard::exec::StartExecResults::Attached { mut output, .. } = docker.start_exec(&comm.id, None).await.unwrap() {
+        use futures_util::StreamExt;
+        while let Some(Ok(chunk)) = output.next().await {
+            pid1.push_str(&chunk.to_string());
+        }
+    }
+    let _ = docker.remove_container(&id, Some(bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build())).await;
+    assert!(reason.contains("not place it in a cgroup v2 of its own"), "refusal reason: {reason:?}");
+    assert_eq!(pid1.trim(), "sleep", "systemd must not have started");
+}
