@@ -16,17 +16,55 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+/// A suite on the command line; `all` is every suite (where a command takes several).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SuiteArg {
+    /// Debian 11, systemd 247.
+    Bullseye,
+    /// Debian 12, systemd 252.
     Bookworm,
+    /// Debian 12 with systemd 254 from bookworm-backports.
+    BookwormBackports,
+    /// Debian 13, systemd 257.
     Trixie,
+    /// Debian unstable, systemd 262 (needs cgroup v2).
+    Sid,
+    /// Every suite above.
+    All,
 }
 
-impl From<SuiteArg> for Suite {
-    fn from(s: SuiteArg) -> Suite {
+impl SuiteArg {
+    /// The suites this argument names.
+    pub fn suites(self) -> Vec<Suite> {
+        match self {
+            SuiteArg::Bullseye => vec![Suite::Bullseye],
+            SuiteArg::Bookworm => vec![Suite::Bookworm],
+            SuiteArg::BookwormBackports => vec![Suite::BookwormBackports],
+            SuiteArg::Trixie => vec![Suite::Trixie],
+            SuiteArg::Sid => vec![Suite::Sid],
+            SuiteArg::All => Suite::ALL.to_vec(),
+        }
+    }
+}
+
+/// One suite, for the commands that boot a single target.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OneSuiteArg {
+    Bullseye,
+    Bookworm,
+    BookwormBackports,
+    Trixie,
+    Sid,
+}
+
+impl From<OneSuiteArg> for Suite {
+    fn from(s: OneSuiteArg) -> Suite {
         match s {
-            SuiteArg::Bookworm => Suite::Bookworm,
-            SuiteArg::Trixie => Suite::Trixie,
+            OneSuiteArg::Bullseye => Suite::Bullseye,
+            OneSuiteArg::Bookworm => Suite::Bookworm,
+            OneSuiteArg::BookwormBackports => Suite::BookwormBackports,
+            OneSuiteArg::Trixie => Suite::Trixie,
+            OneSuiteArg::Sid => Suite::Sid,
         }
     }
 }
@@ -75,8 +113,9 @@ pub enum Command {
         /// Scenario files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Run only on these suites (repeatable): each scenario runs on the suites it lists
-        /// that are given here.
+        /// Run on these suites (repeatable; `all` for every suite): a scenario with a `suites`
+        /// list runs on those of its suites given here, one without runs on all given here.
+        /// Default: each scenario's own list, else bookworm and trixie.
         #[arg(long, value_enum)]
         suite: Vec<SuiteArg>,
         /// At most this many scenarios at the same time (default: 4 per core; scenarios mostly
@@ -100,7 +139,8 @@ pub enum Command {
     Matrix {
         #[arg(value_enum)]
         table: TableArg,
-        /// Suites to measure on (default: bookworm).
+        /// Suites to measure on (repeatable; `all` for every suite: one cross-version table;
+        /// default: bookworm).
         #[arg(long, value_enum)]
         suite: Vec<SuiteArg>,
         #[command(flatten)]
@@ -119,7 +159,7 @@ pub enum Command {
         #[arg(value_enum, default_value = "restart")]
         topic: DemoTopic,
         #[arg(long, value_enum, default_value = "bookworm")]
-        suite: SuiteArg,
+        suite: OneSuiteArg,
         #[command(flatten)]
         report: ReportArgs,
     },
@@ -143,7 +183,7 @@ pub enum Command {
     /// Boot a target and report its systemd version and boot time.
     Boot {
         #[arg(long, value_enum, default_value = "bookworm")]
-        suite: SuiteArg,
+        suite: OneSuiteArg,
         /// Keep the target running after the command ends, and print how to enter it.
         #[arg(long, conflicts_with = "count")]
         keep: bool,
@@ -155,7 +195,7 @@ pub enum Command {
     /// interactive shell); the target is removed afterwards unless --keep.
     Shell {
         #[arg(long, value_enum, default_value = "bookworm")]
-        suite: SuiteArg,
+        suite: OneSuiteArg,
         #[arg(long)]
         keep: bool,
         /// Command to run inside the target; its exit code becomes unitlab's.

@@ -47,7 +47,10 @@ fn suites(given: Vec<SuiteArg>, default: &[Suite]) -> Vec<Suite> {
     if given.is_empty() {
         default.to_vec()
     } else {
-        given.into_iter().map(Suite::from).collect()
+        let mut out: Vec<Suite> = given.into_iter().flat_map(SuiteArg::suites).collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 

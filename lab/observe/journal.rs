@@ -49,7 +49,8 @@ pub fn normalise(entries: &[JournalEntry]) -> String {
         let unit = crate::observe::entry_unit(e).unwrap_or("").to_string();
         if message.contains("Main process exited") {
             exited.insert(unit.clone());
-        } else if message.contains("Failed with result") || message.contains("Deactivated successfully") {
+        } else if message.contains("Failed with result") || message.contains("Deactivated successfully") || message.ends_with(": Succeeded.") {
+            // ("Succeeded." is 247's wording of "Deactivated successfully.")
             exited.remove(&unit);
         }
         if is_cleanup_kill(message, exited.contains(&unit)) {

@@ -82,6 +82,9 @@ pub(super) fn render(report: &RunReport) -> String {
         escape(&report.unitlab_version),
         report.schema
     );
+    for x in super::versions::cross_tables(&report.tables) {
+        out.push_str(&super::versions::html(&x));
+    }
     for t in &report.tables {
         // A cell links to its scenario's section on the same suite.
         let anchor = |scenario: &str| report.results.iter().position(|r| r.name == scenario && r.suite == t.suite).map(|i| format!("s{i}"));

@@ -62,7 +62,14 @@ pub fn render_human(report: &RunReport, color: bool) -> String {
     let mut out = String::new();
     // A table run has one scenario per cell: its tables say what they found, and only the
     // cells that did not pass get their own lines.
-    for t in &report.tables {
+    // A table measured on several suites is one cross-version table (each cell per version,
+    // where they differ and why) rather than a grid per suite.
+    let cross = super::versions::cross_tables(&report.tables);
+    for x in &cross {
+        out.push_str(&super::versions::human(x));
+        out.push('\n');
+    }
+    for t in report.tables.iter().filter(|t| !cross.iter().any(|x| x.per_suite[0].table == t.table)) {
         out.push_str(&super::tables::human(t));
         out.push('\n');
     }

@@ -17,6 +17,11 @@ pub(super) fn render(report: &RunReport) -> String {
         text::duration(report.duration),
         escape(&report.unitlab_version)
     );
+    // Across suites first (each cell per version, where they differ and why), then each
+    // suite's own grid.
+    for x in super::versions::cross_tables(&report.tables) {
+        out.push_str(&super::versions::markdown(&x));
+    }
     for t in &report.tables {
         out.push_str(&super::tables::markdown(t));
     }

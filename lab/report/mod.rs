@@ -13,6 +13,7 @@ mod svg;
 mod tables;
 mod text;
 mod timeline;
+mod versions;
 
 #[cfg(test)]
 mod fixtures;

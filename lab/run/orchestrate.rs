@@ -92,11 +92,22 @@ pub enum RunError {
 pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenario, Suite)> {
     scenarios
         .iter()
-        .flat_map(|s| s.suites.iter().filter(|suite| opts.suites.is_empty() || opts.suites.contains(suite)).map(move |suite| (s, *suite)))
+        .flat_map(|s| job_suites(s, &opts.suites).into_iter().map(move |suite| (s, suite)))
         .enumerate()
         .filter(|(i, _)| opts.partition.is_none_or(|p| i % p.count + 1 == p.index))
         .map(|(_, job)| job)
         .collect()
+}
+
+/// The suites `scenario` runs on given the `--suite`s (`given`, empty when none): its own list
+/// filtered by them; a scenario without a list runs on every suite given (its default of
+/// bookworm and trixie only without `--suite`), so `--suite bullseye` reaches it.
+pub fn job_suites(scenario: &Scenario, given: &[Suite]) -> Vec<Suite> {
+    match (given.is_empty(), scenario.suites_listed) {
+        (true, _) => scenario.suites.clone(),
+        (false, true) => scenario.suites.iter().copied().filter(|s| given.contains(s)).collect(),
+        (false, false) => given.to_vec(),
+    }
 }
 
 /// Which pool a scenario's targets come from: its suite, its `[manager]` settings and its
@@ -248,5 +259,28 @@ fn error_result(scenario: &Scenario, suite: Suite, error: String) -> ScenarioRes
         outcome: Outcome::Error,
         error: Some(error),
         ..ScenarioResult::new(&scenario.name, &scenario.description, &scenario.path, suite.name(), "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(suites: Option<&str>) -> Scenario {
+        let list = suites.map(|s| format!("suites = [{s}]\n")).unwrap_or_default();
+        let text = format!("name = \"s\"\n{list}[[units]]\nname = \"a\"\nexec = [\"/bin/true\"]\n[[steps]]\ndo = \"start\"\nunit = \"a\"\n");
+        crate::scenario::parse_str(std::path::Path::new("s.toml"), &text).expect("valid").0
+    }
+
+    #[test]
+    fn a_scenario_without_a_list_runs_on_the_given_suites() {
+        let free = scenario(None);
+        assert_eq!(job_suites(&free, &[]), Suite::DEFAULT);
+        assert_eq!(job_suites(&free, &[Suite::Bullseye]), [Suite::Bullseye]);
+        assert_eq!(job_suites(&free, &Suite::ALL), Suite::ALL);
+        let listed = scenario(Some("\"trixie\", \"bullseye\""));
+        assert_eq!(job_suites(&listed, &[]), [Suite::Trixie, Suite::Bullseye]);
+        assert_eq!(job_suites(&listed, &[Suite::Bullseye, Suite::Sid]), [Suite::Bullseye]);
+        assert!(job_suites(&listed, &[Suite::Bookworm]).is_empty());
     }
 }

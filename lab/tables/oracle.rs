@@ -360,7 +360,7 @@ pub struct Deviation {
 pub const DEVIATIONS: &[Deviation] = &[
     Deviation {
         cell: CellKey::Type { program: ServiceType::Forking, configured: ServiceType::Oneshot },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "dead-success",
         explanation: "Type=oneshot is started when its main process exits. The forking program's \
                       main process is the parent, which exits 0 as soon as its daemon listens, so \
@@ -369,7 +369,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Forking, configured: ServiceType::Notify },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "protocol",
         explanation: "The main process (the forking parent) exits 0 before any READY=1 arrived, \
                       and the daemon may not notify anyway (NotifyAccess=main). systemd does not \
@@ -378,7 +378,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Simple },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "dead-success",
         explanation: "Type=simple is started at fork; when the program then exits 0 the unit is \
                       deactivated successfully (inactive, Result success), not failed. It only \
@@ -386,7 +386,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Forking },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "dead-success",
         explanation: "Type=forking is started when the process it launched exits. A oneshot \
                       program exits 0 after its work (1 s here, well inside the start timeout), \
@@ -395,7 +395,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         cell: CellKey::Type { program: ServiceType::Oneshot, configured: ServiceType::Notify },
-        systemd: (252, 257),
+        systemd: (247, 262),
         observed: "protocol",
         explanation: "The program exits 0 without ever sending READY=1: systemd fails the start at \
                       once with Result 'protocol' instead of waiting for the start timeout.",

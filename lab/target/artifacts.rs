@@ -2,10 +2,17 @@
 //! watchdog sidecar script.
 //!
 //! The sidecar is compiled into the lab. The binary is a build product of another crate of
-//! this workspace, so it is found at run time: `UNITLAB_BUGGY_SERVER` if set; else beside the
-//! running executable (cargo puts workspace binaries together, and test binaries one level
-//! down in `deps/`) when it is newer than the services sources; else it is built with cargo
-//! from the workspace this lab was compiled in, so a fresh checkout needs no extra step.
+//! this workspace, so it is found at run time: `UNITLAB_BUGGY_SERVER` if set; else the static
+//! build beside the running executable's target directory (`target/<host triple>/<profile>/`,
+//! found from `target/<profile>/` and from test binaries one level down in `deps/`) when it is
+//! newer than the services sources; else it is built with cargo from the workspace this lab
+//! was compiled in, so a fresh checkout needs no extra step.
+//!
+//! Static (glibc's static-pie, `-C target-feature=+crt-static`), because one binary goes into
+//! every suite's image and a dynamic one needs the build host's glibc: bullseye's 2.31 refused
+//! the binary built against bookworm's 2.36 ("version `GLIBC_2.34' not found"). Cargo applies
+//! those flags to the one crate only when `--target` is given (build scripts and proc macros
+//! stay dynamic), hence the host triple in the path.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -35,7 +42,7 @@ pub enum ArtifactsError {
     },
     #[error(
         "the buggy-server binary was not found beside {exe} and there is no workspace at {workspace} to build it from\n  \
-         fix: build it (`cargo build -p buggy-server`) and set UNITLAB_BUGGY_SERVER to its path"
+         fix: build it (`RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build -p buggy-server --target {HOST_TRIPLE}`) and set UNITLAB_BUGGY_SERVER to its path"
     )]
     NotFound { exe: PathBuf, workspace: PathBuf },
     #[error("building buggy-server with cargo failed (exit {code}):\n{stderr}\n  fix: run `cargo build -p buggy-server` in {workspace} and fix what it reports")]
@@ -67,10 +74,11 @@ fn binary_path(progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
     let exe = std::env::current_exe().unwrap_or_default();
     let workspace = PathBuf::from(WORKSPACE);
     let sources_changed = newest_mtime(&workspace.join("services"));
-    let candidates = exe
-        .parent()
-        .into_iter()
-        .flat_map(|dir| [dir.join("buggy-server"), dir.parent().map(|p| p.join("buggy-server")).unwrap_or_default()]);
+    // target/<profile>/unitlab or target/<profile>/deps/<test> -> target/<triple>/<profile>/.
+    let candidates = exe.ancestors().skip(1).take(2).filter_map(|dir| {
+        let profile = dir.file_name()?;
+        Some(dir.parent()?.join(HOST_TRIPLE).join(profile).join("buggy-server"))
+    });
     for candidate in candidates {
         if let Ok(meta) = std::fs::metadata(&candidate) {
             let fresh = match (meta.modified().ok(), sources_changed) {
@@ -108,15 +116,19 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
     newest
 }
 
-/// `cargo build -p buggy-server` in the lab's own profile, reading the binary's path from
-/// cargo's JSON messages rather than guessing the target directory.
+/// The triple the static build names (`--target`): this host's, which the lab runs on.
+const HOST_TRIPLE: &str = if cfg!(target_arch = "aarch64") { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" };
+
+/// `cargo build -p buggy-server` in the lab's own profile, statically linked (see the module
+/// doc), reading the binary's path from cargo's JSON messages rather than guessing it.
 fn build_with_cargo(workspace: &Path, exe: &Path, progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
-    progress.step("building buggy-server with cargo (its binary is missing or older than its sources)");
+    progress.step("building buggy-server with cargo, statically linked (its binary is missing or older than its sources)");
     let release = exe.components().any(|c| c.as_os_str() == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "-p", "buggy-server", "--bin", "buggy-server", "--message-format=json-render-diagnostics"])
+        .args(["build", "-p", "buggy-server", "--bin", "buggy-server", "--target", HOST_TRIPLE, "--message-format=json-render-diagnostics"])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if release {

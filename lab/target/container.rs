@@ -39,6 +39,12 @@ pub enum TargetError {
          fix: run `unitlab doctor`, or boot with --keep and inspect `docker exec -it {name} systemctl --failed`"
     )]
     BootTimeout { name: String, image: String, seconds: u64, last: String },
+    #[error(
+        "target {name} ({image}): systemd {version} needs a cgroup v2 hierarchy, and this host cannot give the container one of its own: {why}\n  \
+         fix: run this suite on a cgroup v2 host (or one that mounts cgroup2 at /sys/fs/cgroup/unified, as Debian's hybrid layout does), \
+         or on the VM fixture, which boots its own kernel; the other suites boot here"
+    )]
+    NoCgroupV2 { name: String, image: String, version: u32, why: String },
     #[error("target {name}: systemd came up {state}; failed units:\n{failed}")]
     Degraded { name: String, state: String, failed: String },
     #[error("target {name}: `{command}` exited {code}: {stderr}")]
@@ -143,18 +149,46 @@ fn sanitize(word: &str) -> String {
 }
 
 
-/// The container configuration that boots systemd without `--privileged`, as tightly as
-/// systemd allows (see README "Targets" and tests/lab/isolation.rs, which tries the escapes):
-///
-/// - a private cgroup namespace on both cgroup versions, and on v1 a tmpfs at /sys/fs/cgroup
-///   in place of the engine's read-only cgroup mounts: systemd mounts the hierarchies itself,
-///   and inside the namespace they begin at the container's own cgroup. Nothing of the host's
-///   tree is visible (no other container's freezer.state, no release_agent, which only the
-///   hierarchy's real root has). Binding the host's /sys/fs/cgroup read-write, as targets did
-///   before, exposed all of it;
-/// - capabilities cut to [`CAPABILITIES`] (measured: see there), the engine's default
-///   seccomp profile and AppArmor profile kept;
-/// - limits on processes and memory ([`Limits`], overridable per scenario with `[limits]`).
+/// Where the cgroup v2 start-up (see [`CGROUP2_INIT`]) says why it refused to boot systemd.
+pub const CGROUP2_REFUSED: &str = "/run/unitlab/cgroup2-refused";
+
+/// PID 1 of a target whose systemd needs cgroup v2 (258 and later dropped v1), before it
+/// becomes systemd. On a cgroup v1 host the engine gives the container a tmpfs of v1
+/// hierarchies, which such a systemd refuses. But where the host also mounts the unified
+/// (cgroup2) hierarchy (Debian's hybrid layout, /sys/fs/cgroup/unified here), runc places the
+/// container in a cgroup of its own there too (measured: /docker/<id> in the host's unified
+/// tree), so inside the target's private cgroup namespace a cgroup2 mount begins at that
+/// cgroup, and systemd runs on it exactly as on a v2 host. Sound, because:
+/// - the mount shows only the container's own subtree (the namespace root), as on a v2 host;
+/// - cgroup2 has no release_agent (v1's run-this-on-the-host hook);
+/// - the resource controllers stay bound to the v1 hierarchies, where the engine's limits on
+///   processes and memory keep holding: the target's processes never leave their v1 cgroups.
+///   (The cost: systemd sees no controllers, so TasksMax=, MemoryMax= and the like are not
+///   enforced per unit on such a target; the target's own limits are.)
+/// If the mount begins at a cgroup shared with anything else (a process of another PID
+/// namespace shows as pid 0 in cgroup.procs; a child cgroup is someone else's), the host has
+/// no cgroup2 place for the container (a v1-only host) and mounting it would hand the target a
+/// tree that is not its own: the start-up refuses, writes why to [`CGROUP2_REFUSED`] for the
+/// lab to report, and lingers briefly (auto-removed when it exits; the lab removes it first).
+pub const CGROUP2_INIT: &str = r#"set -u
+refuse() { mkdir -p /run/unitlab; printf '%s\n' "$1" > /run/unitlab/cgroup2-refused; exec sleep 60; }
+err=$(mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup 2>&1) || refuse "mounting cgroup2 failed: $err"
+if grep -qx 0 /sys/fs/cgroup/cgroup.procs || [ -n "$(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -type d)" ]; then
+  umount /sys/fs/cgroup
+  refuse "the container's cgroup2 root is shared with other processes: the engine did not place it in a cgroup v2 of its own (the host mounts no cgroup2 hierarchy)"
+fi
+exec /sbin/init
+"#;
+
+/// The target's PID 1: systemd, after the cgroup v2 start-up for the suites that need it.
+pub fn init_command(suite: crate::systemd::Suite) -> Vec<String> {
+    if suite.needs_cgroup_v2() {
+        vec!["/bin/sh".into(), "-c".into(), CGROUP2_INIT.into()]
+    } else {
+        vec!["/sbin/init".into()]
+    }
+}
+
 /// The capabilities a target keeps (all others dropped). Measured on 252 and 257 by dropping
 /// each of the engine's defaults in turn: without DAC_OVERRIDE PID 1 exits at once; without
 /// SETUID, SETGID or SETPCAP dbus (and for SETPCAP journald) fail and the target comes up
@@ -172,6 +206,18 @@ pub const CAPABILITIES: [&str; 12] = [
     "NET_ADMIN",
 ];
 
+/// The container configuration that boots systemd without `--privileged`, as tightly as
+/// systemd allows (see README "Targets" and tests/lab/isolation.rs, which tries the escapes):
+///
+/// - a private cgroup namespace on both cgroup versions, and on v1 a tmpfs at /sys/fs/cgroup
+///   in place of the engine's read-only cgroup mounts: systemd mounts the hierarchies itself,
+///   and inside the namespace they begin at the container's own cgroup. Nothing of the host's
+///   tree is visible (no other container's freezer.state, no release_agent, which only the
+///   hierarchy's real root has). Binding the host's /sys/fs/cgroup read-write, as targets did
+///   before, exposed all of it;
+/// - capabilities cut to [`CAPABILITIES`] (measured: see there), the engine's default
+///   seccomp profile and AppArmor profile kept;
+/// - limits on processes and memory ([`Limits`], overridable per scenario with `[limits]`).
 fn host_config(keep: bool, limits: Limits) -> HostConfig {
     let tmpfs = HashMap::from([
         ("/run".to_string(), "rw,nosuid,nodev,mode=755".to_string()),
@@ -217,7 +263,7 @@ impl Target {
             env: Some(vec!["container=docker".into()]),
             labels: Some(reaper::labels(opts.keep)),
             stop_signal: Some("SIGRTMIN+3".into()),
-            cmd: Some(vec!["/sbin/init".into()]),
+            cmd: Some(init_command(image.suite)),
             host_config: Some(host_config(opts.keep, opts.limits)),
             ..Default::default()
         };
@@ -357,6 +403,19 @@ impl Target {
                     return Err(TargetError::Degraded { name: self.name.clone(), state, failed: failed.stdout });
                 }
                 _ => {
+                    if self.image.suite.needs_cgroup_v2() {
+                        // The start-up refuses in milliseconds; systemctl then fails at once
+                        // (no systemd), so this is read within the first few tries.
+                        let refused = self.exec(&["cat", CGROUP2_REFUSED]).await?;
+                        if refused.success() {
+                            return Err(TargetError::NoCgroupV2 {
+                                name: self.name.clone(),
+                                image: self.image.tag.clone(),
+                                version: self.image.suite.systemd(),
+                                why: refused.stdout.trim().to_string(),
+                            });
+                        }
+                    }
                     last = if state.is_empty() { out.stderr.trim().to_string() } else { state };
                     tokio::time::sleep(backoff.min(remaining)).await;
                     backoff = (backoff * 2).min(Duration::from_millis(200));

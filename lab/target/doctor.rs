@@ -78,6 +78,10 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
             &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
         ));
     }
+    let needs_v2: Vec<Suite> = suites.iter().copied().filter(|s| s.needs_cgroup_v2()).collect();
+    if i.cgroup_version == CgroupVersion::V1 && i.local && !needs_v2.is_empty() {
+        checks.push(unified_check(&needs_v2, &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()));
+    }
     let present = image::present_images(&engine).await.unwrap_or_default();
     let mut bootable = Vec::new();
     for suite in suites {
@@ -109,11 +113,14 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
                     c
                 }
             }
-            Err(e) => Check::fail(
-                &format!("boot {suite}"),
-                e.to_string(),
-                format!("rebuild the image: `unitlab image build --suite {suite} --force`"),
-            ),
+            Err(e) => {
+                // An error that names its own fix (a suite this host cannot boot) keeps it.
+                let msg = e.to_string();
+                match msg.split_once("\n  fix: ") {
+                    Some((detail, fix)) => Check::fail(&format!("boot {suite}"), detail, fix),
+                    None => Check::fail(&format!("boot {suite}"), msg, format!("rebuild the image: `unitlab image build --suite {suite} --force`")),
+                }
+            }
         });
     }
     match reaper::list_lab_containers(&engine).await {
@@ -128,6 +135,25 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
         Err(e) => checks.push(Check::fail("leftovers", e.to_string(), "check the engine")),
     }
     checks
+}
+
+/// Suites whose systemd needs cgroup v2 boot on a v1 host only when it also mounts the unified
+/// hierarchy (the engine then gives each container a cgroup there; see
+/// `container::CGROUP2_INIT`). The test boot confirms it; this says why beforehand.
+fn unified_check(suites: &[Suite], mountinfo: &str) -> Check {
+    let names = suites.iter().map(|s| s.described()).collect::<Vec<_>>().join(", ");
+    let unified = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        post.starts_with("cgroup2 ").then(|| pre.split(' ').nth(4).unwrap_or("?").to_string())
+    });
+    match unified {
+        Some(at) => Check::ok("cgroup v2", format!("{names}: booted on the host's unified cgroup2 hierarchy ({at}), in the target's own cgroup")),
+        None => Check::fail(
+            "cgroup v2",
+            format!("{names} needs cgroup v2 (systemd 258 dropped v1), and this cgroup v1 host mounts no cgroup2 hierarchy for the engine to place containers in"),
+            "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or the hybrid layout (a cgroup2 mount at /sys/fs/cgroup/unified), or run these suites on the VM fixture",
+        ),
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -174,6 +200,17 @@ mod unjoined_tests {
 
     const MOUNTINFO: &str = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory\n\
                              31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+
+    #[test]
+    fn cgroup_v2_suites_need_a_unified_mount_on_a_v1_host() {
+        let hybrid = format!("{MOUNTINFO}35 25 0:30 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw\n");
+        let c = unified_check(&[Suite::Sid], &hybrid);
+        assert_eq!(c.status, Status::Ok);
+        assert!(c.detail.contains("/sys/fs/cgroup/unified"), "{}", c.detail);
+        let c = unified_check(&[Suite::Sid], MOUNTINFO);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("sid (systemd 262)") && c.fix.as_deref().unwrap().contains("VM fixture"), "{c:?}");
+    }
 
     #[test]
     fn an_existing_hierarchy_the_host_does_not_mount_fails_the_check() {

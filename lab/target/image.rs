@@ -146,7 +146,13 @@ pub(crate) struct BuildLock {
 
 impl BuildLock {
     pub(crate) async fn acquire(suite: Suite, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
-        let path = std::env::temp_dir().join(format!("unitlab-image-{}.lock", suite.name()));
+        Self::acquire_named(suite.name(), progress).await
+    }
+
+    /// The lock on building `what` (a suite's target image, or `base-<release>` for a Debian
+    /// base that several suites share).
+    pub(crate) async fn acquire_named(what: &str, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
+        let path = std::env::temp_dir().join(format!("unitlab-image-{what}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -160,13 +166,13 @@ impl BuildLock {
                 return Err(io(format!("lock {}", path.display()))(e));
             }
         }
-        progress.step(&format!("waiting for another unitlab process that is building the {suite} image ({})", path.display()));
+        progress.step(&format!("waiting for another unitlab process that is building the {what} image ({})", path.display()));
         let shown = path.display().to_string();
         let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
             .await
             .expect("the lock task does not panic")
             .map_err(io(format!("lock {shown}")))?;
-        progress.finish(&format!("the other process finished building the {suite} image"));
+        progress.finish(&format!("the other process finished building the {what} image"));
         Ok(BuildLock { _file: file })
     }
 }
@@ -262,7 +268,7 @@ fn inputs_hash(suite: Suite, base_id: &str, artifacts: &Artifacts) -> String {
 
 /// The Debian base of `suite` if the engine has one: (reference, image id).
 async fn existing_base(engine: &Engine, suite: Suite) -> Option<(String, String)> {
-    for candidate in [format!("debian:{}", suite.name()), suite.base_tag()] {
+    for candidate in [format!("debian:{}", suite.recipe().base), suite.base_tag()] {
         if let Ok(img) = engine.docker().inspect_image(&candidate).await {
             return Some((candidate, img.id.unwrap_or_default()));
         }
@@ -276,7 +282,13 @@ async fn ensure_base(engine: &Engine, suite: Suite, progress: &dyn Progress) -> 
     if let Some(found) = existing_base(engine, suite).await {
         return Ok(found);
     }
-    let official = format!("debian:{}", suite.name());
+    // Suites that share a base (bookworm, bookworm-backports) must not bootstrap it twice.
+    let base = suite.recipe().base;
+    let _lock = BuildLock::acquire_named(&format!("base-{base}"), progress).await?;
+    if let Some(found) = existing_base(engine, suite).await {
+        return Ok(found);
+    }
+    let official = format!("debian:{base}");
     progress.step(&format!("pulling {official}"));
     if try_pull(engine, &official).await {
         if let Ok(img) = docker.inspect_image(&official).await {
@@ -392,21 +404,22 @@ async fn bootstrap_base(engine: &Engine, suite: Suite, progress: &dyn Progress) 
         .map_err(io("create a directory for the rootfs"))?;
     let rootfs = work.path().join("rootfs");
     let started = Instant::now();
-    progress.step(&format!("bootstrapping a minimal Debian {suite} with debootstrap (about a minute)"));
+    let release = suite.recipe().base;
+    progress.step(&format!("bootstrapping a minimal Debian {release} with debootstrap (about a minute)"));
     let mut cmd = tokio::process::Command::new(find_in_path("debootstrap").expect("checked above"));
-    cmd.args(["--variant=minbase", suite.name()]).arg(&rootfs);
+    cmd.args(["--variant=minbase", release]).arg(&rootfs);
     // The host's own mirror, so that whatever apt reaches here, debootstrap reaches too.
     if let Some(mirror) = std::env::var("UNITLAB_DEBIAN_MIRROR").ok().or_else(host_debian_mirror) {
         cmd.arg(mirror);
     }
     run_logged(
         cmd,
-        &format!("debootstrap {suite}"),
+        &format!("debootstrap {release}"),
         "check that Debian's package mirror is reachable (apt-get update), or set UNITLAB_DEBIAN_MIRROR",
         progress,
     )
     .await?;
-    progress.finish(&format!("bootstrapped {suite} in {:.0} s", started.elapsed().as_secs_f64()));
+    progress.finish(&format!("bootstrapped {release} in {:.0} s", started.elapsed().as_secs_f64()));
     progress.step(&format!("importing the rootfs as {}", suite.base_tag()));
     import_rootfs(engine, &rootfs, suite).await?;
     progress.finish(&format!("imported {}", suite.base_tag()));
@@ -467,7 +480,7 @@ async fn import_rootfs(engine: &Engine, rootfs: &Path, suite: Suite) -> Result<(
     let opts = CreateImageOptionsBuilder::default()
         .from_src("-")
         .repo("unitlab-base")
-        .tag(suite.name())
+        .tag(suite.recipe().base)
         .build();
     let mut stream = engine.docker().create_image(
         Some(opts),
@@ -518,7 +531,10 @@ async fn build_target(
     let started = Instant::now();
     progress.step(&format!("building {tag} from the Containerfile on {base}"));
     let context = build_context(artifacts)?;
-    let buildargs = HashMap::from([("BASE".to_string(), base.to_string())]);
+    let mut buildargs = HashMap::from([("BASE".to_string(), base.to_string())]);
+    if let Some(from) = suite.recipe().systemd_from {
+        buildargs.insert("SYSTEMD_FROM".to_string(), from.to_string());
+    }
     let labels = HashMap::from([
         (LABEL_INPUTS.to_string(), inputs_hash.to_string()),
         (LABEL_SUITE.to_string(), suite.name().to_string()),
@@ -578,7 +594,7 @@ mod tests {
     #[test]
     fn suites_parse_and_name_their_tags() {
         assert_eq!("trixie".parse::<Suite>(), Ok(Suite::Trixie));
-        assert!("buster".parse::<Suite>().unwrap_err().contains("bookworm or trixie"));
+        assert!("buster".parse::<Suite>().unwrap_err().contains("bookworm, bookworm-backports, trixie"));
         assert_eq!(Suite::Bookworm.target_tag(), "unitlab-target:bookworm");
     }
 

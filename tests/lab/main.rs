@@ -16,6 +16,7 @@ mod reliability;
 mod scenarios;
 mod seeds;
 mod seeds_real;
+mod suites;
 mod support;
 mod tables;
 mod targets;

@@ -21,8 +21,11 @@ fn major(r: &RunReport) -> u32 {
 }
 
 #[rstest]
+#[case::bullseye(Suite::Bullseye, 247)]
 #[case::bookworm(Suite::Bookworm, 252)]
+#[case::bookworm_backports(Suite::BookwormBackports, 254)]
 #[case::trixie(Suite::Trixie, 257)]
+#[case::sid(Suite::Sid, 262)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_tables_hold_or_deviate_exactly_as_reviewed(#[case] suite: Suite, #[case] systemd: u32) {
     crate::support::image(suite).await;

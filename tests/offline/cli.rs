@@ -109,3 +109,21 @@ fn the_cells_can_be_emitted_as_scenario_files_that_load() {
     assert_eq!(results.status.code(), Some(0), "{}", text(&results.stderr));
     assert!(text(&results.stdout).starts_with("126 cell scenarios written"), "{}", text(&results.stdout));
 }
+
+#[test]
+fn suite_all_names_every_suite_and_emitted_cells_list_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = unitlab(&["matrix", "all", "--suite", "all", "--emit", dir.path().to_str().unwrap()], Some(NO_ENGINE));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let loaded = unitlab::scenario::load_paths(&[dir.path().to_path_buf()]);
+    assert!(!loaded.has_errors(), "{}", unitlab::scenario::render_all(&loaded.diagnostics));
+    assert_eq!(loaded.scenarios.len(), 35 + 16 + 126, "restart, type and results cells");
+    for s in &loaded.scenarios {
+        assert_eq!(s.suites, unitlab::Suite::ALL.to_vec(), "{}", s.name);
+    }
+    // A single-target command takes one suite, never `all`.
+    let out = unitlab(&["boot", "--suite", "all"], Some(NO_ENGINE));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = unitlab(&["boot", "--suite", "buster"], Some(NO_ENGINE));
+    assert!(text(&out.stderr).contains("bookworm-backports"), "{}", text(&out.stderr));
+}

@@ -273,6 +273,31 @@ unit = "worker@1.service"
         unit.file.render(),
         "[Service]\nExecStart=/usr/local/bin/buggy-server --fault exit:3@after=1s 100%% \"a b\"\nExecStartPre=/bin/true\nExecStartPre=\nExecStartPre=/bin/echo $HOME\nLimitNOFILE=256\nRemainAfterExit=true\nType=\nType=exec\n"
     );
-    assert_eq!(s.suites, unitlab::Suite::ALL.to_vec());
+    assert_eq!(s.suites, unitlab::Suite::DEFAULT.to_vec());
+    assert!(!s.suites_listed, "without a list, `--suite` decides");
     assert!(s.shared_target && !s.needs_pristine_target());
+}
+
+/// A directive newer than one of the scenario's suites is a warning naming those suites and
+/// their systemd, with a `suites` line that keeps the ones that know it.
+#[test]
+fn directives_newer_than_a_suites_systemd_warn_for_that_suite() {
+    let src = |suites: &str, directive: &str| {
+        format!("name = \"v\"\nsuites = [{suites}]\n[[units]]\nname = \"a\"\nexec = [\"/bin/true\"]\n[units.Service]\n{directive}\n[[steps]]\ndo = \"start\"\nunit = \"a\"\n")
+    };
+    let warn = |suites: &str, directive: &str| -> Vec<String> {
+        let (_, w) = scenario::parse_str(Path::new("v.toml"), &src(suites, directive)).unwrap();
+        w.iter().map(|d| format!("{} | {}", d.message, d.hint.clone().unwrap_or_default())).collect()
+    };
+    let w = warn("\"bullseye\", \"bookworm\", \"trixie\"", "ExitType = \"cgroup\"");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("ExitType= exists from systemd 252") && w[0].contains("bullseye's 247 ignores it"), "{w:?}");
+    assert!(w[0].contains("suites = [\"bookworm\", \"trixie\"]"), "{w:?}");
+    let w = warn("\"bullseye\", \"bookworm\", \"bookworm-backports\"", "RestartSteps = 3");
+    assert!(w[0].contains("bullseye's 247 and bookworm's 252 ignore it") && w[0].contains("suites = [\"bookworm-backports\"]"), "{w:?}");
+    assert!(warn("\"bookworm-backports\", \"sid\"", "RestartSteps = 3").is_empty());
+    let w = warn("\"bookworm-backports\"", "Type = \"notify-reload\"");
+    assert!(w.is_empty(), "254 knows notify-reload: {w:?}");
+    let w = warn("\"bullseye\"", "Type = \"notify-reload\"");
+    assert!(w[0].contains("bullseye's 247 ignores it") && w[0].contains("suites = [\"bookworm-backports\", \"trixie\", \"sid\"]"), "{w:?}");
 }

@@ -175,7 +175,8 @@ impl Run<'_> {
             }
             Fault::Heal { step: of, .. } => self.heal(*of).await?,
             Fault::Kill { signal, whom, .. } => {
-                let whom = format!("--kill-whom={whom}");
+                // 247 knows only the option's old name, --kill-who=.
+                let whom = format!("{}={whom}", self.input.suite.kill_whom_option());
                 let sig = format!("--signal={}", signal.number());
                 let mut argv = vec!["systemctl", "kill", whom.as_str(), sig.as_str()];
                 argv.extend(units.iter().map(String::as_str));

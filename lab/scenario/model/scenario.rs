@@ -36,6 +36,9 @@ pub struct Scenario {
     pub description: String,
     /// `suites`: where to run, in the order written (default: bookworm, trixie).
     pub suites: Vec<Suite>,
+    /// Whether the file lists `suites`: a scenario that does not runs on whichever suites
+    /// `--suite` names (see `run::jobs`), its default only without `--suite`.
+    pub suites_listed: bool,
     /// `shared_target` as written (default true). See [`Scenario::needs_pristine_target`].
     /// Scenarios with the same `[manager]` settings share targets booted with them.
     pub shared_target: bool,

@@ -217,10 +217,10 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
     };
 
     let suites = match &raw.suites {
-        None => Suite::ALL.to_vec(),
+        None => Suite::DEFAULT.to_vec(),
         Some(list) => {
             if list.as_ref().is_empty() {
-                c.error(list.span(), "`suites` is empty", "leave `suites` out to run on bookworm and trixie, or name at least one");
+                c.error(list.span(), "`suites` is empty", "leave `suites` out to run on bookworm and trixie (or the `--suite`s given), or name at least one");
             }
             let mut out = Vec::new();
             for s in list.as_ref() {
@@ -229,7 +229,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
                         c.error(s.span(), format!("suite `{suite}` is listed twice"), "name each suite once");
                     }
                     Ok(suite) => out.push(suite),
-                    Err(e) => c.error(s.span(), e, "bookworm (systemd 252) or trixie (systemd 257)"),
+                    Err(e) => c.error(s.span(), e, Suite::all_described()),
                 }
             }
             out
@@ -252,6 +252,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         path: map.path().to_path_buf(),
         name: name.expect("no error means a name"),
         description,
+        suites_listed: raw.suites.is_some(),
         suites,
         shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
         snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),

@@ -201,8 +201,16 @@ fn check_sections(c: &mut Checker<'_>, u: &RawUnit, suites: &[Suite], drop_in: b
                     if text.is_empty() {
                         service_type = ServiceType::Simple;
                     } else if let Some(t) = closed_value(c, vspan.clone(), "Type", &text, ServiceType::ALL, "the unit stays Type=simple") {
-                        if t == ServiceType::NotifyReload && suites.contains(&Suite::Bookworm) {
-                            c.warning(vspan.clone(), "Type=notify-reload needs systemd 253+; bookworm's 252 ignores it", "add `suites = [\"trixie\"]`");
+                        // Measured: 252 does not know it, 254 does (NEWS: 253).
+                        if t == ServiceType::NotifyReload {
+                            let older = Suite::older_than(suites, 254);
+                            if !older.is_empty() {
+                                c.warning(
+                                    vspan.clone(),
+                                    format!("Type=notify-reload needs systemd 253+; {}", too_old(&older)),
+                                    suites_hint(suites, 254),
+                                );
+                            }
                         }
                         service_type = t;
                     }
@@ -528,10 +536,33 @@ fn closed_value<T: Copy + std::fmt::Display + std::str::FromStr>(
     None
 }
 
+/// "bookworm's 252 ignores it" or "bullseye's 247 and bookworm's 252 ignore it".
+fn too_old(suites: &[Suite]) -> String {
+    let who = suites.iter().map(|s| format!("{}'s {}", s.name(), s.systemd())).collect::<Vec<_>>().join(" and ");
+    format!("{who} {}", if suites.len() == 1 { "ignores it" } else { "ignore it" })
+}
+
+/// The `suites = [...]` line that keeps the scenario's suites whose systemd is `since` or newer
+/// (all of the lab's newer suites when none of the scenario's is).
+fn suites_hint(suites: &[Suite], since: u32) -> String {
+    let mut keep: Vec<Suite> = suites.iter().copied().filter(|s| s.systemd() >= since).collect();
+    if keep.is_empty() {
+        keep = Suite::ALL.iter().copied().filter(|s| s.systemd() >= since).collect();
+    }
+    format!("add `suites = [{}]`", keep.iter().map(|s| format!("\"{}\"", s.name())).collect::<Vec<_>>().join(", "))
+}
+
 fn check_directive_name(c: &mut Checker<'_>, section: &str, key: &Spanned<String>, known: &[&str], suites: &[Suite]) {
     let k = key.as_ref().as_str();
-    if section == "Service" && ["RestartSteps", "RestartMaxDelaySec", "RestartMode"].contains(&k) && suites.contains(&Suite::Bookworm) {
-        c.warning(key.span(), format!("{k}= exists from systemd 254; bookworm's 252 ignores it"), "add `suites = [\"trixie\"]`, or accept that bookworm behaves as without it");
+    if let Some(since) = directives::first_known(section, k) {
+        let older = Suite::older_than(suites, since);
+        if !older.is_empty() {
+            c.warning(
+                key.span(),
+                format!("{k}= exists from systemd {since} among the lab's suites; {}", too_old(&older)),
+                format!("{}, or accept that {} behaves as without it", suites_hint(suites, since), older.iter().map(|s| s.name()).collect::<Vec<_>>().join(" and ")),
+            );
+        }
     }
     if known.contains(&k) || k.starts_with("X-") || c.allow_unknown_directives {
         return;
