@@ -18,5 +18,5 @@ pub mod target;
 pub mod verdict;
 
 pub use systemd::Suite;
-pub use target::{ensure_image, CgroupVersion, Engine, EngineError, ExecOutput, ImageError, ImageRef, Target, TargetError, TargetOptions};
+pub use target::{ensure_image, CgroupVersion, Engine, EngineError, ExecOutput, Fixture, ImageError, ImageRef, Target, TargetError, TargetOptions};
 pub use observe::JournalEntry;

@@ -16,3 +16,4 @@ mod seeds;
 mod support;
 mod tables;
 mod targets;
+mod vm;

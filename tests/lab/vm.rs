@@ -1,0 +1,90 @@
+//! The VM fixture against real systemd: a QEMU machine boots the suite's image with Debian's
+//! kernel, and the Target API works on it as on a container (exec, files, properties, the
+//! followed journal, pause); nothing is left after teardown.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use unitlab::{Fixture, Suite, Target, TargetOptions};
+
+/// QEMU processes whose command line names this VM.
+fn qemu_processes(name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.starts_with("qemu-system") && cmdline.contains(name) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+pub async fn boot_vm(suite: Suite, purpose: &str) -> Target {
+    let image = crate::support::image(suite).await;
+    let engine = crate::support::engine().await;
+    let opts = TargetOptions { purpose: purpose.into(), fixture: Fixture::Vm, ..Default::default() };
+    let started = Instant::now();
+    let target = Target::boot(&engine, &image, opts).await.unwrap_or_else(|e| panic!("booting a {suite} VM: {e}"));
+    eprintln!("{suite} VM booted to running in {:.1} s ({:.1} s with the disk)", target.boot_time().as_secs_f64(), started.elapsed().as_secs_f64());
+    target
+}
+
+#[tokio::test]
+async fn a_vm_boots_runs_commands_follows_its_journal_pauses_and_leaves_nothing() {
+    let target = boot_vm(Suite::Bookworm, "vm-test").await;
+    assert_eq!(target.fixture(), Fixture::Vm);
+    assert_eq!(target.systemd_major(), Some(252), "{}", target.systemd_version());
+    let virt = target.exec(&["systemd-detect-virt"]).await.unwrap();
+    assert_eq!(virt.stdout.trim(), "qemu", "systemd must see a VM, not a container: {virt:?}");
+    let out = target.exec(&["sh", "-c", "echo out; echo err >&2; exit 7"]).await.unwrap();
+    assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (7, "out\n", "err\n"));
+
+    let content = b"a $b 'c' \"d\"\n\x00binary";
+    target.write_file("/run/unitlab/probe.bin", content, 0o640).await.unwrap();
+    let back = target.exec(&["sh", "-c", "od -An -tx1 /run/unitlab/probe.bin | tr -d ' \\n'; echo; stat -c %a /run/unitlab/probe.bin"]).await.unwrap();
+    let hex: String = content.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(back.stdout, format!("{hex}\n640\n"));
+
+    let unit = "[Unit]\nDescription=unitlab probe\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo unitlab-probe-marker\n";
+    target.write_files(&[("/etc/systemd/system/probe.service".into(), unit.as_bytes().to_vec(), 0o644)]).await.unwrap();
+    target.exec_ok(&["systemctl", "daemon-reload"]).await.unwrap();
+    let after = format!("--after-cursor={}", target.journal_cursor().await.unwrap());
+    let mut journal = target.follow_journal(&[&after, "-u", "probe.service"]).await.unwrap();
+    let before = unitlab::observe::monotonic_now_usec();
+    target.exec_ok(&["systemctl", "start", "probe.service"]).await.unwrap();
+    let after_start = unitlab::observe::monotonic_now_usec();
+    let entry = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(entry) = journal.next().await {
+            let entry = entry.unwrap();
+            if entry.get("MESSAGE").and_then(|m| m.as_str()) == Some("unitlab-probe-marker") {
+                return entry;
+            }
+        }
+        panic!("the followed journal ended");
+    })
+    .await
+    .expect("the probe's line within 30 s");
+    // The guest's clock is moved onto the lab's: the line was logged while the start ran.
+    let at = unitlab::observe::entry_monotonic_usec(&entry).unwrap();
+    let slack = 200_000;
+    assert!(at + slack >= before && at <= after_start + slack, "logged at {at}, start ran {before}..{after_start} (lab clock, µs)");
+    let props = target.unit_properties("probe.service", &["ActiveState", "Result"]).await.unwrap();
+    assert_eq!(props["ActiveState"], "active");
+    drop(journal);
+
+    target.pause().await.unwrap();
+    assert_eq!(target.state().await.unwrap(), unitlab::target::TargetState::Paused);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    target.unpause().await.unwrap();
+    assert_eq!(target.state().await.unwrap(), unitlab::target::TargetState::Running);
+    target.exec_ok(&["true"]).await.unwrap();
+
+    let name = target.name().to_string();
+    let dir = target.vm().unwrap().dir().to_path_buf();
+    assert_eq!(qemu_processes(&name).len(), 1, "one QEMU runs this VM");
+    target.teardown().await.unwrap();
+    assert!(qemu_processes(&name).is_empty(), "teardown must end QEMU");
+    assert!(!dir.exists(), "teardown must remove {}", dir.display());
+}
