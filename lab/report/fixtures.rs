@@ -35,6 +35,7 @@ pub(crate) fn passing() -> ScenarioResult {
         description: "Restart=on-failure brings the server back after exit 3".into(),
         path: PathBuf::from("scenarios/restart/on-failure.toml"),
         suite: "bookworm".into(),
+        fixture: "container".into(),
         systemd: "systemd 252 (252.36-1~deb12u1)".into(),
         outcome: Outcome::Pass,
         error: None,

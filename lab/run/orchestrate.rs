@@ -15,6 +15,7 @@ use super::session::Session;
 use crate::progress::Progress;
 use crate::scenario::{Diagnostic, Scenario};
 use crate::systemd::Suite;
+use crate::target::Fixture;
 use crate::target::image::{ensure_image, ImageError, ImageRef};
 use crate::target::packages::ensure_packages_image;
 use crate::target::{Engine, Target, TargetOptions};
@@ -51,6 +52,9 @@ pub struct RunOptions {
     pub suites: Vec<Suite>,
     /// Run only one share of the (scenario, suite) jobs, for a CI matrix of machines.
     pub partition: Option<Partition>,
+    /// `--fixture`: the fixtures asked for (empty: each scenario's own; see
+    /// [`Scenario::fixtures_for`]).
+    pub fixtures: Vec<Fixture>,
 }
 
 /// Share `index` of `count` (1-based), like nextest's count partitions: job *i* (0-based, in
@@ -88,10 +92,16 @@ pub enum RunError {
 
 /// The (scenario, suite) pairs to run, in load order (this machine's share of them, with a
 /// partition).
-pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenario, Suite)> {
+pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenario, Suite, Fixture)> {
     scenarios
         .iter()
-        .flat_map(|s| s.suites.iter().filter(|suite| opts.suites.is_empty() || opts.suites.contains(suite)).map(move |suite| (s, *suite)))
+        .flat_map(|s| {
+            let fixtures = s.fixtures_for(&opts.fixtures);
+            s.suites
+                .iter()
+                .filter(|suite| opts.suites.is_empty() || opts.suites.contains(suite))
+                .flat_map(move |suite| fixtures.clone().into_iter().map(move |fixture| (s, *suite, fixture)))
+        })
         .enumerate()
         .filter(|(i, _)| opts.partition.is_none_or(|p| i % p.count + 1 == p.index))
         .map(|(_, job)| job)
@@ -99,10 +109,10 @@ pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenar
 }
 
 /// Which pool a scenario's targets come from: its suite and its `[manager]` settings.
-type PoolKey = (Suite, String);
+type PoolKey = (Suite, Fixture, String);
 
-fn pool_key(scenario: &Scenario, suite: Suite) -> PoolKey {
-    (suite, scenario.manager.render())
+fn pool_key(scenario: &Scenario, suite: Suite, fixture: Fixture) -> PoolKey {
+    (suite, fixture, scenario.manager.render())
 }
 
 /// Run every scenario on its suites. `Err` only when the lab cannot start at all (an image);
@@ -120,7 +130,7 @@ pub async fn run(
     let jobs = jobs(scenarios, opts);
     let mut images: HashMap<Suite, ImageRef> = HashMap::new();
     for suite in Suite::ALL {
-        if jobs.iter().any(|(_, s)| *s == suite) {
+        if jobs.iter().any(|(_, s, _)| *s == suite) {
             let image = ensure_image(engine, suite, false, progress).await.map_err(|source| RunError::Image { suite, source })?;
             images.insert(suite, image);
         }
@@ -128,15 +138,16 @@ pub async fn run(
     // Booting is the CPU-bound part: Target::boot takes a host-wide boot slot (one per core).
     let max_targets = opts.jobs.unwrap_or(MAX_SHARED_TARGETS);
     let mut pools: BTreeMap<PoolKey, Pool> = BTreeMap::new();
-    for (scenario, suite) in jobs.iter().filter(|(s, _)| !s.needs_pristine_target()) {
-        let pool = pools.entry(pool_key(scenario, *suite)).or_insert_with(|| {
-            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, max_targets)
+    for (scenario, suite, fixture) in jobs.iter().filter(|(s, _, _)| !s.needs_pristine_target()) {
+        let pool = pools.entry(pool_key(scenario, *suite, *fixture)).or_insert_with(|| {
+            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), opts.keep, max_targets).on(*fixture)
         });
         pool.expect(1);
     }
     let permits = Semaphore::new(opts.jobs.unwrap_or(jobs.len()).max(1));
     let kept = std::sync::Mutex::new(Vec::<String>::new());
-    let futures = jobs.iter().map(|(scenario, suite)| {
+    let futures = jobs.iter().map(|(scenario, suite, fixture)| {
+        let fixture = *fixture;
         let (pools, images, permits, kept) = (&pools, &images, &permits, &kept);
         async move {
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
@@ -147,14 +158,14 @@ pub async fn run(
                 // Its own target, booted from the suite's image with the packages installed.
                 match ensure_packages_image(engine, &images[suite], &scenario.packages, progress).await {
                     Ok(image) => {
-                        run_pristine(engine, &image, scenario, *suite, opts.keep, diagnostics, on_event, kept).await
+                        run_pristine(engine, &image, scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await
                     }
                     Err(e) => error_result(scenario, *suite, format!("prepare the packages of {} on {suite}: {e}", scenario.name)),
                 }
             } else if scenario.needs_pristine_target() {
-                run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await
+                run_pristine(engine, &images[suite], scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await
             } else {
-                let pool = &pools[&pool_key(scenario, *suite)];
+                let pool = &pools[&pool_key(scenario, *suite, fixture)];
                 match pool.acquire(&claims(scenario)).await {
                     Ok(lease) => {
                         let input = Input { scenario, suite: *suite, session: &lease.session, shared: true, diagnostics: diagnostics.clone(), on_event };
@@ -175,7 +186,7 @@ pub async fn run(
                                 pool.release(lease).await;
                                 // Visibly: the report says why this scenario did not share.
                                 let why = format!("writes {}, which the target image holds: ran on a target of its own so that no other scenario sees the change", paths.join(", "));
-                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await;
+                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await;
                                 result.warnings.insert(0, why);
                                 result
                             }
@@ -184,6 +195,8 @@ pub async fn run(
                     Err(e) => error_result(scenario, *suite, format!("boot a shared {suite} target: {e}")),
                 }
             };
+            let mut result = result;
+            result.fixture = fixture.name().to_string();
             on_event(RunEvent::ScenarioFinished(Box::new(result.clone())));
             result
         }
@@ -211,12 +224,13 @@ async fn run_pristine(
     image: &ImageRef,
     scenario: &Scenario,
     suite: Suite,
+    fixture: Fixture,
     keep: bool,
     diagnostics: Vec<Diagnostic>,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
     kept: &std::sync::Mutex<Vec<String>>,
 ) -> ScenarioResult {
-    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), ..Default::default() };
+    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), fixture, ..Default::default() };
     let booted = Target::boot(engine, image, opts).await;
     let session = match booted {
         Ok(target) => match Session::open(target).await {

@@ -88,3 +88,71 @@ async fn a_vm_boots_runs_commands_follows_its_journal_pauses_and_leaves_nothing(
     assert!(qemu_processes(&name).is_empty(), "teardown must end QEMU");
     assert!(!dir.exists(), "teardown must remove {}", dir.display());
 }
+
+/// QEMU processes whose parent is `pid`.
+fn qemu_children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) && stat.contains("(qemu-system-x86") {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// SIGKILL of the lab while its VM runs: the kernel kills QEMU with it (PR_SET_PDEATHSIG),
+/// no overlay is left (it was unlinked once QEMU opened it), and the run directory is removed
+/// by the next VM boot's sweep.
+#[tokio::test]
+async fn sigkill_of_unitlab_leaves_no_qemu_and_no_overlay() {
+    crate::support::image(Suite::Bookworm).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_unitlab"))
+        .args(["shell", "--fixture", "vm", "--suite", "bookworm", "--", "sleep", "600"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    // Wait for QEMU, then for the guest to run the command (the agent up, systemd running):
+    // the overlay's name is gone by then.
+    let runs = unitlab::target::vm::image::vm_root().join("run");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (qemu, dir) = loop {
+        assert!(Instant::now() < deadline, "no VM of unitlab pid {pid} within 240 s");
+        let qemu = qemu_children_of(pid);
+        let dir = std::fs::read_dir(&runs).ok().and_then(|d| {
+            d.flatten().map(|e| e.path()).find(|p| std::fs::read_to_string(p.join("owner")).is_ok_and(|o| o.split_whitespace().next() == Some(&pid.to_string())))
+        });
+        if let (Some(&q), Some(dir)) = (qemu.first(), dir) {
+            let cmdline = std::fs::read(format!("/proc/{q}/cmdline")).unwrap_or_default();
+            let sleeping = std::fs::read_to_string(dir.join("console.log")).is_ok_and(|c| c.contains("Multi-User System"));
+            if !dir.join("overlay.qcow2").exists() && sleeping && !cmdline.is_empty() {
+                break (q, dir);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let killed = Instant::now();
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    while std::path::Path::new(&format!("/proc/{qemu}")).exists() {
+        // A zombie until its new parent reaps it; a zombie holds no files.
+        let state = std::fs::read_to_string(format!("/proc/{qemu}/stat")).unwrap_or_default();
+        if state.contains(") Z ") {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(5), "QEMU {qemu} still runs {:?} after the lab was SIGKILLed", killed.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("QEMU of a SIGKILLed unitlab gone {:.2} s after the kill", killed.elapsed().as_secs_f64());
+    let overlays: Vec<String> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains("qcow2")).collect()).unwrap_or_default();
+    assert!(overlays.is_empty(), "overlay left behind: {overlays:?}");
+    unitlab::target::vm::machine::sweep();
+    assert!(!dir.exists(), "the next sweep removes the run directory {} of a dead lab", dir.display());
+}

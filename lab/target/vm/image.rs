@@ -27,7 +27,7 @@ use crate::target::engine::{Engine, EngineError};
 use crate::target::image::{image_with_inputs, BuildLock, ImageRef, LABEL_INPUTS, LABEL_SUITE};
 
 /// Bump when the recipe changes in a way the files below do not show.
-const RECIPE_VERSION: &str = "unitlab-vm-v1";
+const RECIPE_VERSION: &str = "unitlab-vm-v2";
 pub const VM_REPOSITORY: &str = "unitlab-vm";
 /// Bump when the way the disk is made from the image changes: a new disk, same image.
 const DISK_VERSION: &str = "d2";
@@ -219,7 +219,9 @@ async fn build(engine: &Engine, base: &ImageRef, tag: &str, hash: &str, progress
     };
     let mut result = append("Containerfile", CONTAINERFILE, 0o644);
     for (name, text) in GUEST_FILES {
-        result = result.and_then(|()| append(name, text, 0o755));
+        // Unit files must not be executable (systemd-analyze verify warns of it in every report).
+        let mode = if name.ends_with(".service") { 0o644 } else { 0o755 };
+        result = result.and_then(|()| append(name, text, mode));
     }
     result.map_err(ctx)?;
     let context = context.into_inner().map_err(io("write the VM image build context", FIX_SPACE))?;

@@ -4,6 +4,7 @@
 //! is the one public face of both fixtures.
 
 pub mod agent;
+pub mod doctor;
 pub mod image;
 pub mod machine;
 pub mod qemu;
