@@ -156,3 +156,36 @@ async fn sigkill_of_unitlab_leaves_no_qemu_and_no_overlay() {
     unitlab::target::vm::machine::sweep();
     assert!(!dir.exists(), "the next sweep removes the run directory {} of a dead lab", dir.display());
 }
+
+/// The Restart= table on one bookworm VM, through the runner like on a container: every cell
+/// agrees with the documented table (systemd.service(5)), or deviates exactly as reviewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restart_table_holds_on_a_bookworm_vm() {
+    use unitlab::tables::{self, judge::judge_cell, oracle, Table};
+    crate::support::image(Suite::Bookworm).await;
+    let engine = crate::support::engine().await;
+    let report = tables::measure_on(&engine, &[Table::Restart], &[Suite::Bookworm], &[Fixture::Vm], false, &unitlab::progress::Lines, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("measuring the Restart= table on a bookworm VM: {e}"));
+    println!("bookworm VM: {} cells measured in {:.1} s wall, boot included", report.results.len(), report.duration.as_secs_f64());
+    let cells = tables::cells::cell_files(&[Table::Restart], &[Suite::Bookworm]);
+    assert_eq!(report.results.len(), cells.len(), "one result per cell");
+    let mut problems = Vec::new();
+    for (key, _) in &cells {
+        let name = tables::cells::scenario_name(*key);
+        let r = report.results.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("{name} was not measured"));
+        assert_eq!(r.fixture, "vm", "{name} ran on a VM");
+        if r.outcome == unitlab::verdict::Outcome::Error {
+            problems.push(format!("{name}: the lab could not measure it: {}", r.error.as_deref().unwrap_or("")));
+            continue;
+        }
+        let v = judge_cell(*key, r, 252);
+        let context = format!("{name}: documented {}, observed {} ({})", v.documented, v.observed, v.detail);
+        match oracle::deviation(*key, 252) {
+            Some(d) if v.observed != d.observed => problems.push(format!("reviewed deviation no longer holds: {context}")),
+            None if !v.agrees => problems.push(format!("disagrees with the documented table: {context}")),
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "{} cell(s):\n{}", problems.len(), problems.join("\n"));
+}
