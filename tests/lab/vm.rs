@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio::io::AsyncBufReadExt;
 use unitlab::{Fixture, Suite, Target, TargetOptions};
 
 /// QEMU processes whose command line names this VM.
@@ -114,30 +115,34 @@ async fn sigkill_of_unitlab_leaves_no_qemu_and_no_overlay() {
         .args(["shell", "--fixture", "vm", "--suite", "bookworm", "--", "sleep", "600"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    // Wait for QEMU, then for the guest to run the command (the agent up, systemd running):
-    // the overlay's name is gone by then.
-    let runs = unitlab::target::vm::image::vm_root().join("run");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (qemu, dir) = loop {
-        assert!(Instant::now() < deadline, "no VM of unitlab pid {pid} within 240 s");
-        let qemu = qemu_children_of(pid);
-        let dir = std::fs::read_dir(&runs).ok().and_then(|d| {
-            d.flatten().map(|e| e.path()).find(|p| std::fs::read_to_string(p.join("owner")).is_ok_and(|o| o.split_whitespace().next() == Some(&pid.to_string())))
-        });
-        if let (Some(&q), Some(dir)) = (qemu.first(), dir) {
-            let cmdline = std::fs::read(format!("/proc/{q}/cmdline")).unwrap_or_default();
-            let sleeping = std::fs::read_to_string(dir.join("console.log")).is_ok_and(|c| c.contains("Multi-User System"));
-            if !dir.join("overlay.qcow2").exists() && sleeping && !cmdline.is_empty() {
-                break (q, dir);
+    // The lab says when systemd runs (its progress line); by then the guest runs the command
+    // and the overlay's name is gone.
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let said = tokio::time::timeout(Duration::from_secs(240), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("running after") {
+                return line;
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        panic!("unitlab shell ended before its VM ran");
+    })
+    .await
+    .expect("the VM runs within 240 s");
+    eprintln!("{said}");
+    let runs = unitlab::target::vm::image::vm_root().join("run");
+    let qemu = *qemu_children_of(pid).first().expect("the lab's QEMU runs");
+    let dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p.join("owner")).is_ok_and(|o| o.split_whitespace().next() == Some(&pid.to_string())))
+        .expect("the VM's run directory names its owner");
+    assert!(!dir.join("overlay.qcow2").exists(), "the overlay is unlinked once QEMU has it open");
     let killed = Instant::now();
     child.start_kill().unwrap();
     child.wait().await.unwrap();

@@ -50,6 +50,20 @@ pub enum VmError {
 
 const FIX_QEMU: &str = "run `unitlab doctor --fixture vm`: it checks qemu-system-x86_64, qemu-img and KVM";
 
+/// VMs of this process still running, (QEMU pid, run directory): for the Ctrl-C path.
+static LIVE: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Kill every VM this process started (not kept ones) and remove their run directories.
+pub fn stop_all_live() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for (pid, dir) in live {
+        // SAFETY: kill(2) of a QEMU this process started and has not reaped (so the pid is
+        // still ours).
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Where the run directories of VMs live.
 fn runs_dir() -> PathBuf {
     vm_root().join("run")
@@ -233,6 +247,11 @@ impl Machine {
             streams: Arc::new(Mutex::new(vec![false; STREAM_PORTS])),
             clock: Arc::new(Mutex::new(Clock::default())),
         };
+        if !keep {
+            if let Some(pid) = machine.pid() {
+                LIVE.lock().unwrap_or_else(|p| p.into_inner()).push((pid, machine.dir.clone()));
+            }
+        }
         machine.measure_clock().await?;
         Ok(machine)
     }
@@ -423,6 +442,7 @@ impl Machine {
             return;
         }
         if let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|(pid, _)| *pid != child.id());
             let _ = child.kill();
             let _ = child.wait();
         }
