@@ -73,7 +73,7 @@ pub mod target;
 pub mod verdict;
 
 pub use systemd::Suite;
-pub use target::{ensure_image, CgroupVersion, Engine, EngineError, ExecOutput, ImageError, ImageRef, Target, TargetError, TargetOptions};
+pub use target::{ensure_image, CgroupVersion, Engine, EngineError, ExecOutput, Fixture, ImageError, ImageRef, Target, TargetError, TargetOptions};
 pub use observe::JournalEntry;
 pub use run::{run_scenario_file, run_scenario_files, RunFilesError, RunOptions};
 pub use verdict::{Outcome, RunReport, ScenarioResult};

@@ -129,6 +129,8 @@ pub struct ScenarioResult {
     pub description: String,
     pub path: PathBuf,
     pub suite: String,
+    /// The fixture it ran on: `container` or `vm`.
+    pub fixture: String,
     /// First line of `systemctl --version` on the target.
     pub systemd: String,
     pub outcome: Outcome,
@@ -158,6 +160,7 @@ impl ScenarioResult {
             description: description.to_string(),
             path: path.to_path_buf(),
             suite: suite.to_string(),
+            fixture: "container".to_string(),
             systemd: systemd.to_string(),
             outcome: Outcome::Pass,
             error: None,

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use unitlab::report::Format;
 use unitlab::run::Partition;
 use unitlab::tables::Table;
-use unitlab::Suite;
+use unitlab::{Fixture, Suite};
 
 #[derive(Parser)]
 #[command(name = "unitlab", version, about = "A chaos test lab for systemd services: real systemd, buggy servers, verdicts")]
@@ -69,6 +69,24 @@ impl From<OneSuiteArg> for Suite {
     }
 }
 
+/// Fixtures: how a target's systemd is reached.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FixtureArg {
+    /// systemd as PID 1 of a Docker container (fast; shares the host's kernel).
+    Container,
+    /// systemd as PID 1 of a QEMU machine with Debian's kernel (KVM when it works, else TCG).
+    Vm,
+}
+
+impl From<FixtureArg> for Fixture {
+    fn from(f: FixtureArg) -> Fixture {
+        match f {
+            FixtureArg::Container => Fixture::Container,
+            FixtureArg::Vm => Fixture::Vm,
+        }
+    }
+}
+
 /// Report formats, on stdout or into `--output`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -118,6 +136,11 @@ pub enum Command {
         /// Default: each scenario's own list, else bookworm and trixie.
         #[arg(long, value_enum)]
         suite: Vec<SuiteArg>,
+        /// Run on these fixtures (repeatable): scenarios without `fixtures` run on them, those
+        /// with `fixtures` on the ones they list that are given here (default: each scenario's
+        /// own, a container when it names none).
+        #[arg(long, value_enum)]
+        fixture: Vec<FixtureArg>,
         /// At most this many scenarios at the same time (default: 4 per core; scenarios mostly
         /// wait on systemd's timers, but each exec and each unit costs the engine and systemd
         /// some CPU, and on 2 cores all 38 shipped scenarios at once missed timing checks).
@@ -143,6 +166,9 @@ pub enum Command {
         /// default: bookworm).
         #[arg(long, value_enum)]
         suite: Vec<SuiteArg>,
+        /// Fixtures to measure on (default: container).
+        #[arg(long, value_enum)]
+        fixture: Vec<FixtureArg>,
         #[command(flatten)]
         report: ReportArgs,
         /// Keep the targets afterwards for inspection.
@@ -160,6 +186,8 @@ pub enum Command {
         topic: DemoTopic,
         #[arg(long, value_enum, default_value = "bookworm")]
         suite: OneSuiteArg,
+        #[arg(long, value_enum, default_value = "container")]
+        fixture: FixtureArg,
         #[command(flatten)]
         report: ReportArgs,
     },
@@ -173,6 +201,10 @@ pub enum Command {
         /// Suites to check (default: all).
         #[arg(long, value_enum)]
         suite: Vec<SuiteArg>,
+        /// Fixtures to check (default: container; `vm` checks QEMU, qemu-img, KVM and the VM
+        /// disk, and boots a VM per suite).
+        #[arg(long, value_enum)]
+        fixture: Vec<FixtureArg>,
     },
     /// Remove lab containers whose owning unitlab process has ended (kept targets included).
     Clean {
@@ -184,6 +216,8 @@ pub enum Command {
     Boot {
         #[arg(long, value_enum, default_value = "bookworm")]
         suite: OneSuiteArg,
+        #[arg(long, value_enum, default_value = "container")]
+        fixture: FixtureArg,
         /// Keep the target running after the command ends, and print how to enter it.
         #[arg(long, conflicts_with = "count")]
         keep: bool,
@@ -196,6 +230,8 @@ pub enum Command {
     Shell {
         #[arg(long, value_enum, default_value = "bookworm")]
         suite: OneSuiteArg,
+        #[arg(long, value_enum, default_value = "container")]
+        fixture: FixtureArg,
         #[arg(long)]
         keep: bool,
         /// Command to run inside the target; its exit code becomes unitlab's.

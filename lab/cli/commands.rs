@@ -12,34 +12,51 @@ use unitlab::tables::{self, Table};
 use unitlab::target::doctor::{self, Status};
 use unitlab::target::reaper;
 use unitlab::verdict::{Outcome, RunReport};
-use unitlab::{Engine, Suite, Target, TargetOptions};
+use unitlab::{Engine, Fixture, Suite, Target, TargetOptions};
 
-use super::args::{Command, ImageCommand, ReportArgs, SuiteArg};
+use super::args::{Command, FixtureArg, ImageCommand, ReportArgs, SuiteArg};
 use super::output::{self, Events};
 use super::{Failure, EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE};
 
 pub async fn dispatch(command: Command) -> Result<i32, Failure> {
     match command {
-        Command::Run { paths, suite, jobs, partition, keep, report } => {
-            let opts = RunOptions { jobs: Some(jobs.map_or_else(unitlab::run::default_jobs, usize::from)), keep, suites: suites(suite, &[]), partition };
+        Command::Run { paths, suite, fixture, jobs, partition, keep, report } => {
+            let opts = RunOptions {
+                jobs: Some(jobs.map_or_else(unitlab::run::default_jobs, usize::from)),
+                keep,
+                suites: suites(suite, &[]),
+                partition,
+                fixtures: fixture.into_iter().map(Fixture::from).collect(),
+            };
             run_scenarios(&paths, opts, &report).await
         }
-        Command::Matrix { table, suite, report, keep, emit } => {
+        Command::Matrix { table, suite, fixture, report, keep, emit } => {
             let suites = suites(suite, &[Suite::Bookworm]);
+            let fixtures = fixtures(fixture);
             match emit {
                 Some(dir) => emit_cells(&dir, &table.tables(), &suites),
-                None => measure(&table.tables(), &suites, keep, &report, report::render_human).await,
+                None => measure(&table.tables(), &suites, &fixtures, keep, &report, report::render_human).await,
             }
         }
-        Command::Demo { topic, suite, report } => measure(&[topic.table()], &[suite.into()], false, &report, |r, _| report::render_demo(r)).await,
+        Command::Demo { topic, suite, fixture, report } => {
+            measure(&[topic.table()], &[suite.into()], &[fixture.into()], false, &report, |r, _| report::render_demo(r)).await
+        }
         Command::Image { command: ImageCommand::Build { suite, all, force } } => {
             let suites = if all { Suite::ALL.to_vec() } else { suites(suite, &[Suite::Bookworm]) };
             build_images(&suites, force).await
         }
-        Command::Doctor { suite } => doctor(&suites(suite, &Suite::ALL)).await,
+        Command::Doctor { suite, fixture } => doctor(&suites(suite, &Suite::ALL), &fixtures(fixture)).await,
         Command::Clean { all } => clean(all).await,
-        Command::Boot { suite, keep, count } => boot(suite.into(), keep, count).await,
-        Command::Shell { suite, keep, command } => shell(suite.into(), keep, command).await,
+        Command::Boot { suite, fixture, keep, count } => boot(suite.into(), fixture.into(), keep, count).await,
+        Command::Shell { suite, fixture, keep, command } => shell(suite.into(), fixture.into(), keep, command).await,
+    }
+}
+
+fn fixtures(given: Vec<FixtureArg>) -> Vec<Fixture> {
+    if given.is_empty() {
+        vec![Fixture::Container]
+    } else {
+        given.into_iter().map(Fixture::from).collect()
     }
 }
 
@@ -97,14 +114,15 @@ async fn run_scenarios(paths: &[PathBuf], opts: RunOptions, args: &ReportArgs) -
 }
 
 /// `unitlab matrix` and `unitlab demo`: the tables' cells through the runner, judged, reported.
-async fn measure(tables: &[Table], suites: &[Suite], keep: bool, args: &ReportArgs, human: fn(&RunReport, bool) -> String) -> Result<i32, Failure> {
+async fn measure(tables: &[Table], suites: &[Suite], fixtures: &[Fixture], keep: bool, args: &ReportArgs, human: fn(&RunReport, bool) -> String) -> Result<i32, Failure> {
     output::check_output(args.output.as_deref())?;
     let engine = Engine::connect().await?;
-    let cells = tables::cells::cell_files(tables, suites).len() * suites.len();
+    let cells = tables::cells::cell_files(tables, suites).len() * suites.len() * fixtures.len();
     let events = Events::new(cells, true);
     let progress = output::progress();
-    progress.step(&format!("measuring {cells} cells on {}", suites.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")));
-    let report = tables::measure(&engine, tables, suites, keep, progress.as_ref(), &|ev| events.on_event(ev)).await;
+    let on: Vec<String> = suites.iter().flat_map(|s| fixtures.iter().map(move |f| format!("{s} ({f})"))).collect();
+    progress.step(&format!("measuring {cells} cells on {}", on.join(", ")));
+    let report = tables::measure_on(&engine, tables, suites, fixtures, keep, progress.as_ref(), &|ev| events.on_event(ev)).await;
     events.done();
     let report = report?;
     progress.finish(&format!("{cells} cells measured in {:.1} s wall, boot included", report.duration.as_secs_f64()));
@@ -139,8 +157,11 @@ async fn build_images(suites: &[Suite], force: bool) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-async fn doctor(suites: &[Suite]) -> Result<i32, Failure> {
-    let checks = doctor::run_checks(suites).await;
+async fn doctor(suites: &[Suite], fixtures: &[Fixture]) -> Result<i32, Failure> {
+    let mut checks = doctor::run_checks(suites).await;
+    if fixtures.contains(&Fixture::Vm) {
+        checks.extend(unitlab::target::vm::doctor::run_checks(suites).await);
+    }
     let mut worst = Status::Ok;
     for c in &checks {
         let mark = match c.status {
@@ -176,14 +197,14 @@ async fn clean(all: bool) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-async fn boot(suite: Suite, keep: bool, count: u32) -> Result<i32, Failure> {
+async fn boot(suite: Suite, fixture: Fixture, keep: bool, count: u32) -> Result<i32, Failure> {
     let engine = Engine::connect().await?;
     let progress = output::progress();
     let image = unitlab::ensure_image(&engine, suite, false, progress.as_ref()).await?;
     let mut times = Vec::new();
     for i in 0..count {
-        progress.step(&format!("booting {} target {}/{count}", image.suite, i + 1));
-        let opts = TargetOptions { keep, purpose: "boot".into(), ..Default::default() };
+        progress.step(&format!("booting {} {fixture} target {}/{count}", image.suite, i + 1));
+        let opts = TargetOptions { keep, purpose: "boot".into(), fixture, ..Default::default() };
         let target = Target::boot(&engine, &image, opts).await?;
         progress.finish(&format!("{} running after {:.2} s", target.systemd_version(), target.boot_time().as_secs_f64()));
         println!("{}: {} (boot {:.3} s)", target.name(), target.systemd_version(), target.boot_time().as_secs_f64());
@@ -197,7 +218,7 @@ async fn boot(suite: Suite, keep: bool, count: u32) -> Result<i32, Failure> {
         times.sort();
         let median = times[times.len() / 2];
         println!(
-            "boot to running, {count} boots of {}: median {:.3} s, min {:.3} s, max {:.3} s",
+            "boot to running, {count} boots of {} ({fixture}): median {:.3} s, min {:.3} s, max {:.3} s",
             image.tag,
             median.as_secs_f64(),
             times[0].as_secs_f64(),
@@ -209,17 +230,23 @@ async fn boot(suite: Suite, keep: bool, count: u32) -> Result<i32, Failure> {
 
 /// Boot a target and run `command` in it: through the API (output relayed, exit code
 /// returned), or for an interactive shell through the docker CLI, which owns the terminal.
-async fn shell(suite: Suite, keep: bool, command: Vec<String>) -> Result<i32, Failure> {
+async fn shell(suite: Suite, fixture: Fixture, keep: bool, command: Vec<String>) -> Result<i32, Failure> {
     let engine = Engine::connect().await?;
     let progress = output::progress();
     let image = unitlab::ensure_image(&engine, suite, false, progress.as_ref()).await?;
-    progress.step(&format!("booting a {suite} target"));
-    let opts = TargetOptions { keep, purpose: "shell".into(), ..Default::default() };
+    progress.step(&format!("booting a {suite} {fixture} target"));
+    let opts = TargetOptions { keep, purpose: "shell".into(), fixture, ..Default::default() };
     let target = Target::boot(&engine, &image, opts).await?;
     progress.finish(&format!("{} {} running after {:.2} s", target.name(), target.systemd_version(), target.boot_time().as_secs_f64()));
     let code = if command.is_empty() {
-        if !std::io::stdin().is_terminal() {
+        if !std::io::stdin().is_terminal() || fixture == Fixture::Vm {
             target.teardown().await?;
+            if fixture == Fixture::Vm {
+                return Err(Failure {
+                    code: EXIT_USAGE,
+                    message: "a VM has no interactive shell (its exec channel is the guest agent, which runs commands to their end); give a command after `--` (e.g. `unitlab shell --fixture vm -- systemctl status`)".into(),
+                });
+            }
             return Err(Failure {
                 code: EXIT_USAGE,
                 message: "an interactive shell needs a terminal; give a command after `--` (e.g. `unitlab shell -- systemctl status`)".into(),

@@ -80,6 +80,8 @@ pub fn main() -> i32 {
                 if let Ok(engine) = Engine::connect().await {
                     reaper::remove_all_live(engine.docker()).await;
                 }
+                // VMs would die with this process anyway; this also removes their directories.
+                unitlab::target::vm::machine::stop_all_live();
                 EXIT_INTERRUPTED
             }
         }

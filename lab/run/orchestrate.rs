@@ -15,6 +15,7 @@ use super::session::Session;
 use crate::progress::Progress;
 use crate::scenario::{Diagnostic, Scenario};
 use crate::systemd::Suite;
+use crate::target::Fixture;
 use crate::target::image::{ensure_image, ImageError, ImageRef};
 use crate::target::packages::ensure_packages_image;
 use crate::target::limits::Limits;
@@ -52,6 +53,9 @@ pub struct RunOptions {
     pub suites: Vec<Suite>,
     /// Run only one share of the (scenario, suite) jobs, for a CI matrix of machines.
     pub partition: Option<Partition>,
+    /// `--fixture`: the fixtures asked for (empty: each scenario's own; see
+    /// [`Scenario::fixtures_for`]).
+    pub fixtures: Vec<Fixture>,
 }
 
 /// Share `index` of `count` (1-based), like nextest's count partitions: job *i* (0-based, in
@@ -89,10 +93,15 @@ pub enum RunError {
 
 /// The (scenario, suite) pairs to run, in load order (this machine's share of them, with a
 /// partition).
-pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenario, Suite)> {
+pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenario, Suite, Fixture)> {
     scenarios
         .iter()
-        .flat_map(|s| job_suites(s, &opts.suites).into_iter().map(move |suite| (s, suite)))
+        .flat_map(|s| {
+            let fixtures = s.fixtures_for(&opts.fixtures);
+            job_suites(s, &opts.suites)
+                .into_iter()
+                .flat_map(move |suite| fixtures.clone().into_iter().map(move |fixture| (s, suite, fixture)))
+        })
         .enumerate()
         .filter(|(i, _)| opts.partition.is_none_or(|p| i % p.count + 1 == p.index))
         .map(|(_, job)| job)
@@ -110,12 +119,12 @@ pub fn job_suites(scenario: &Scenario, given: &[Suite]) -> Vec<Suite> {
     }
 }
 
-/// Which pool a scenario's targets come from: its suite, its `[manager]` settings and its
-/// `[limits]`.
-type PoolKey = (Suite, String, Limits);
+/// Which pool a scenario's targets come from: its suite, its fixture, its `[manager]`
+/// settings and its `[limits]`.
+type PoolKey = (Suite, Fixture, String, Limits);
 
-fn pool_key(scenario: &Scenario, suite: Suite) -> PoolKey {
-    (suite, scenario.manager.render(), scenario.limits)
+fn pool_key(scenario: &Scenario, suite: Suite, fixture: Fixture) -> PoolKey {
+    (suite, fixture, scenario.manager.render(), scenario.limits)
 }
 
 /// Run every scenario on its suites. `Err` only when the lab cannot start at all (an image);
@@ -133,7 +142,7 @@ pub async fn run(
     let jobs = jobs(scenarios, opts);
     let mut images: HashMap<Suite, ImageRef> = HashMap::new();
     for suite in Suite::ALL {
-        if jobs.iter().any(|(_, s)| *s == suite) {
+        if jobs.iter().any(|(_, s, _)| *s == suite) {
             let image = ensure_image(engine, suite, false, progress).await.map_err(|source| RunError::Image { suite, source })?;
             images.insert(suite, image);
         }
@@ -141,15 +150,16 @@ pub async fn run(
     // Booting is the CPU-bound part: Target::boot takes a host-wide boot slot (one per core).
     let max_targets = opts.jobs.unwrap_or(MAX_SHARED_TARGETS);
     let mut pools: BTreeMap<PoolKey, Pool> = BTreeMap::new();
-    for (scenario, suite) in jobs.iter().filter(|(s, _)| !s.needs_pristine_target()) {
-        let pool = pools.entry(pool_key(scenario, *suite)).or_insert_with(|| {
-            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), scenario.limits, opts.keep, max_targets)
+    for (scenario, suite, fixture) in jobs.iter().filter(|(s, _, _)| !s.needs_pristine_target()) {
+        let pool = pools.entry(pool_key(scenario, *suite, *fixture)).or_insert_with(|| {
+            Pool::new(engine.clone(), images[suite].clone(), scenario.manager.clone(), scenario.limits, opts.keep, max_targets).on(*fixture)
         });
         pool.expect(1);
     }
     let permits = Semaphore::new(opts.jobs.unwrap_or(jobs.len()).max(1));
     let kept = std::sync::Mutex::new(Vec::<String>::new());
-    let futures = jobs.iter().map(|(scenario, suite)| {
+    let futures = jobs.iter().map(|(scenario, suite, fixture)| {
+        let fixture = *fixture;
         let (pools, images, permits, kept) = (&pools, &images, &permits, &kept);
         async move {
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
@@ -160,14 +170,14 @@ pub async fn run(
                 // Its own target, booted from the suite's image with the packages installed.
                 match ensure_packages_image(engine, &images[suite], &scenario.packages, progress).await {
                     Ok(image) => {
-                        run_pristine(engine, &image, scenario, *suite, opts.keep, diagnostics, on_event, kept).await
+                        run_pristine(engine, &image, scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await
                     }
                     Err(e) => error_result(scenario, *suite, format!("prepare the packages of {} on {suite}: {e}", scenario.name)),
                 }
             } else if scenario.needs_pristine_target() {
-                run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await
+                run_pristine(engine, &images[suite], scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await
             } else {
-                let pool = &pools[&pool_key(scenario, *suite)];
+                let pool = &pools[&pool_key(scenario, *suite, fixture)];
                 match pool.acquire(&claims(scenario)).await {
                     Ok(lease) => {
                         let input = Input { scenario, suite: *suite, session: &lease.session, shared: true, diagnostics: diagnostics.clone(), on_event };
@@ -188,7 +198,7 @@ pub async fn run(
                                 pool.release(lease).await;
                                 // Visibly: the report says why this scenario did not share.
                                 let why = format!("writes {}, which the target image holds: ran on a target of its own so that no other scenario sees the change", paths.join(", "));
-                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, opts.keep, diagnostics, on_event, kept).await;
+                                let mut result = run_pristine(engine, &images[suite], scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await;
                                 result.warnings.insert(0, why);
                                 result
                             }
@@ -197,6 +207,8 @@ pub async fn run(
                     Err(e) => error_result(scenario, *suite, format!("boot a shared {suite} target: {e}")),
                 }
             };
+            let mut result = result;
+            result.fixture = fixture.name().to_string();
             on_event(RunEvent::ScenarioFinished(Box::new(result.clone())));
             result
         }
@@ -224,12 +236,13 @@ async fn run_pristine(
     image: &ImageRef,
     scenario: &Scenario,
     suite: Suite,
+    fixture: Fixture,
     keep: bool,
     diagnostics: Vec<Diagnostic>,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
     kept: &std::sync::Mutex<Vec<String>>,
 ) -> ScenarioResult {
-    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), limits: scenario.limits, ..Default::default() };
+    let opts = TargetOptions { keep, purpose: format!("run-{}", scenario.name), manager: scenario.manager.clone(), limits: scenario.limits, fixture, ..Default::default() };
     let booted = Target::boot(engine, image, opts).await;
     let session = match booted {
         Ok(target) => match Session::open(target).await {

@@ -50,6 +50,8 @@ impl Slot {
 }
 
 pub struct Pool {
+    /// The fixture its targets boot on.
+    fixture: crate::target::Fixture,
     engine: Engine,
     image: ImageRef,
     manager: ManagerSettings,
@@ -70,6 +72,12 @@ pub struct Lease {
 }
 
 impl Pool {
+    /// Boot this pool's targets on `fixture` (a container by default).
+    pub fn on(mut self, fixture: crate::target::Fixture) -> Pool {
+        self.fixture = fixture;
+        self
+    }
+
     pub fn new(engine: Engine, image: ImageRef, manager: ManagerSettings, limits: Limits, keep: bool, max_targets: usize) -> Pool {
         Pool {
             engine,
@@ -77,6 +85,7 @@ impl Pool {
             manager,
             limits,
             keep,
+            fixture: crate::target::Fixture::Container,
             max_targets: max_targets.max(1),
             slots: Mutex::new(Vec::new()),
             next_lease: AtomicU64::new(0),
@@ -131,7 +140,7 @@ impl Pool {
             // lease meanwhile and are all released together when it is up, so their first
             // commands reach the target at one moment and are batched.
             let purpose = format!("run-{}-shared{index}", self.image.suite);
-            let opts = TargetOptions { keep: self.keep, purpose, manager: self.manager.clone(), limits: self.limits, ..Default::default() };
+            let opts = TargetOptions { keep: self.keep, purpose, manager: self.manager.clone(), limits: self.limits, fixture: self.fixture, ..Default::default() };
             // Boots queue for the host-wide boot slots inside Target::boot.
             let booted = Target::boot(&self.engine, &self.image, opts).await;
             let booted = match booted {

@@ -196,7 +196,11 @@ impl Session {
     pub async fn pause(&self, d: Duration) -> Result<(), PauseError> {
         // Started before freezing: if the lab dies while the target is frozen, the guard
         // removes it; the target's own tether cannot act while it is frozen.
-        let guard = crate::target::reaper::PauseGuard::start(self.target.id()).map_err(PauseError::Guard)?;
+        // A VM needs no guard: its QEMU dies with the lab, stopped or not.
+        let guard = match self.target.fixture() {
+            crate::target::Fixture::Container => Some(crate::target::reaper::PauseGuard::start(self.target.id()).map_err(PauseError::Guard)?),
+            crate::target::Fixture::Vm => None,
+        };
         self.pausing.store(true, Ordering::SeqCst);
         let result = async {
             self.target.pause().await.map_err(PauseError::Target)?;

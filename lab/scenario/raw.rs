@@ -261,6 +261,7 @@ pub struct RawScenario {
     pub name: Option<Spanned<String>>,
     pub description: Option<Spanned<String>>,
     pub suites: Option<Spanned<Vec<Spanned<String>>>>,
+    pub fixtures: Option<Spanned<Vec<Spanned<String>>>>,
     pub shared_target: Option<Spanned<bool>>,
     pub snapshot: Option<Spanned<bool>>,
     pub allow_unknown_directives: Option<Spanned<bool>>,
@@ -284,7 +285,7 @@ pub struct RawScenario {
 
 /// Every top-level key, as written in TOML.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "name", "description", "suites", "shared_target", "snapshot", "allow_unknown_directives",
+    "name", "description", "suites", "fixtures", "shared_target", "snapshot", "allow_unknown_directives",
     "allow_invalid_values", "manager", "limits", "packages", "files", "units", "steps",
 ];
 
@@ -315,6 +316,7 @@ pub fn parse(map: &SourceMap<'_>, source: &str) -> (Option<RawScenario>, Vec<Dia
             "name" => raw.name = one(map, value, &mut diags),
             "description" => raw.description = one(map, value, &mut diags),
             "suites" => raw.suites = one(map, value, &mut diags),
+            "fixtures" => raw.fixtures = one(map, value, &mut diags),
             "shared_target" => raw.shared_target = one(map, value, &mut diags),
             "snapshot" => raw.snapshot = one(map, value, &mut diags),
             "allow_unknown_directives" => raw.allow_unknown_directives = one(map, value, &mut diags),

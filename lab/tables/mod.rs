@@ -13,7 +13,7 @@ pub mod rule;
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunOptions};
 use crate::systemd::Suite;
-use crate::target::Engine;
+use crate::target::{Engine, Fixture};
 use crate::verdict::{RunEvent, RunReport};
 
 pub use cells::{Cell, CellError, Table};
@@ -38,9 +38,23 @@ pub async fn measure(
     progress: &dyn Progress,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunReport, MeasureError> {
+    measure_on(engine, tables, suites, &[], keep, progress, on_event).await
+}
+
+/// [`measure`] on `fixtures` (empty: a container): the cells name no fixture, so they run on
+/// each fixture given, one target per suite and fixture.
+pub async fn measure_on(
+    engine: &Engine,
+    tables: &[Table],
+    suites: &[Suite],
+    fixtures: &[Fixture],
+    keep: bool,
+    progress: &dyn Progress,
+    on_event: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<RunReport, MeasureError> {
     let cells = cells::cells(tables, suites)?;
     let scenarios: Vec<_> = cells.iter().map(|c| c.scenario.clone()).collect();
-    let opts = RunOptions { keep, suites: suites.to_vec(), ..RunOptions::default() };
+    let opts = RunOptions { keep, suites: suites.to_vec(), fixtures: fixtures.to_vec(), ..RunOptions::default() };
     let mut report = run::run(engine, &scenarios, &[], &opts, progress, on_event).await?;
     let names: Vec<_> = cells.iter().map(|c| (c.key, c.scenario.name.clone())).collect();
     judge::judge(&mut report, &names);

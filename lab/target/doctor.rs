@@ -27,13 +27,13 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &str, detail: impl Into<String>) -> Check {
+    pub(crate) fn ok(name: &str, detail: impl Into<String>) -> Check {
         Check { name: name.into(), status: Status::Ok, detail: detail.into(), fix: None }
     }
-    fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check { name: name.into(), status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
     }
-    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check { name: name.into(), status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
     }
 }

@@ -20,3 +20,4 @@ mod suites;
 mod support;
 mod tables;
 mod targets;
+mod vm;

@@ -84,7 +84,7 @@ async fn sid_runs_on_a_cgroup2_tree_of_its_own() {
             }
         }
     }
-    assert!(refused > 0, "the limit of {} processes refused none of 1100 forks", unitlab::target::container::PIDS_LIMIT);
+    assert!(refused > 0, "the limit of {} processes refused none of 1100 forks", unitlab::target::limits::DEFAULT_PIDS);
     target.teardown().await.unwrap();
 }
 

@@ -1,6 +1,7 @@
 //! The checked scenario itself: its units, files and settings. Everything here has been
 //! validated (units exist, names are valid), so the runner never re-parses text.
 
+use crate::target::Fixture;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -39,6 +40,8 @@ pub struct Scenario {
     /// Whether the file lists `suites`: a scenario that does not runs on whichever suites
     /// `--suite` names (see `run::jobs`), its default only without `--suite`.
     pub suites_listed: bool,
+    /// `fixtures`: the fixtures it may run on, when written (see [`Scenario::fixtures_for`]).
+    pub fixtures: Option<Vec<Fixture>>,
     /// `shared_target` as written (default true). See [`Scenario::needs_pristine_target`].
     /// Scenarios with the same `[manager]` settings share targets booted with them.
     pub shared_target: bool,
@@ -60,6 +63,18 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The fixtures to run on when `requested` were asked for (`--fixture`, empty when not
+    /// given): without `fixtures` written, a scenario runs on a container, or on whatever was
+    /// requested; with it, on the fixtures it lists (those requested, when some were).
+    pub fn fixtures_for(&self, requested: &[Fixture]) -> Vec<Fixture> {
+        match (&self.fixtures, requested.is_empty()) {
+            (None, true) => vec![Fixture::Container],
+            (None, false) => requested.to_vec(),
+            (Some(own), true) => own.clone(),
+            (Some(own), false) => own.iter().copied().filter(|f| requested.contains(f)).collect(),
+        }
+    }
+
     /// The scenario's units, in the order written. Each carries its rendered unit file under
     /// its scenario-local name.
     pub fn units(&self) -> &[UnitSpec] {

@@ -236,6 +236,23 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         }
     };
 
+    let fixtures = raw.fixtures.as_ref().map(|list| {
+        if list.as_ref().is_empty() {
+            c.error(list.span(), "`fixtures` is empty", "leave `fixtures` out to run on a container (or on --fixture), or name at least one of container, vm");
+        }
+        let mut out = Vec::new();
+        for f in list.as_ref() {
+            match f.as_ref().parse::<crate::target::Fixture>() {
+                Ok(fixture) if out.contains(&fixture) => {
+                    c.error(f.span(), format!("fixture `{fixture}` is listed twice"), "name each fixture once");
+                }
+                Ok(fixture) => out.push(fixture),
+                Err(e) => c.error(f.span(), e, "container (systemd in a Docker container) or vm (a QEMU machine with Debian's kernel)"),
+            }
+        }
+        out
+    });
+
     let manager = check_manager(&mut c, raw.manager.as_ref());
     let limits = check_limits(&mut c, raw.limits.as_ref());
     let packages = check_packages(&mut c, raw.packages.as_ref());
@@ -254,6 +271,7 @@ pub fn validate(map: &SourceMap<'_>, raw: RawScenario) -> (Option<Scenario>, Vec
         description,
         suites_listed: raw.suites.is_some(),
         suites,
+        fixtures,
         shared_target: raw.shared_target.is_none_or(|s| s.into_inner()),
         snapshot: raw.snapshot.is_some_and(|s| s.into_inner()),
         manager,
