@@ -333,6 +333,34 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Make sure the host has each `(program, Debian package)`: as root with apt, the missing ones
+/// are installed (once, with progress), as the README's fresh machine (Docker and root) needs;
+/// otherwise the error names the packages to install.
+pub(crate) async fn install_host_tools(tools: &[(&str, &str)], progress: &dyn Progress) -> Result<(), ImageError> {
+    let missing: Vec<&str> = tools.iter().filter(|(program, _)| find_in_path(program).is_none()).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() || find_in_path("apt-get").is_none() {
+        return Err(ImageError::Tool {
+            operation: format!("find {}", tools.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")),
+            code: -1,
+            tail: format!("  not on PATH: {list} (as Debian packages)"),
+            fix: format!("install them: `sudo apt-get install {list}` (the lab does this itself when it runs as root with apt)"),
+        });
+    }
+    progress.step(&format!("installing {list} with apt-get"));
+    let mut update = tokio::process::Command::new("apt-get");
+    update.args(["update", "-q"]);
+    run_logged(update, "apt-get update", "check the host's apt sources", progress).await?;
+    let mut install = tokio::process::Command::new("apt-get");
+    install.args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    run_logged(install, &format!("apt-get install {list}"), &format!("install them by hand: `apt-get install {list}`"), progress).await?;
+    progress.finish(&format!("{list} installed"));
+    Ok(())
+}
+
 /// Run a command, streaming its output lines to `progress`; on failure return the tail.
 async fn run_logged(
     mut cmd: tokio::process::Command,
@@ -388,16 +416,7 @@ async fn bootstrap_base(engine: &Engine, suite: Suite, progress: &dyn Progress) 
             ImageError::NotRoot { suite, tag: suite.base_tag() }
         });
     }
-    if find_in_path("debootstrap").is_none() {
-        progress.step("installing debootstrap with apt-get");
-        let mut update = tokio::process::Command::new("apt-get");
-        update.args(["update", "-q"]);
-        run_logged(update, "apt-get update", "check the host's apt sources", progress).await?;
-        let mut install = tokio::process::Command::new("apt-get");
-        install.args(["install", "-y", "-q", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive");
-        run_logged(install, "apt-get install debootstrap", "install it by hand: `apt-get install debootstrap`", progress).await?;
-        progress.finish("debootstrap installed");
-    }
+    install_host_tools(&[("debootstrap", "debootstrap")], progress).await?;
     let work = tempfile::Builder::new()
         .prefix("unitlab-rootfs-")
         .tempdir()

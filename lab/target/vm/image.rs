@@ -129,6 +129,12 @@ fn complete(dir: &Path) -> Option<VmImage> {
 
 /// The VM disk of `base` (a target image or a packages image): found by its hash, else built.
 pub async fn ensure_vm_image(engine: &Engine, base: &ImageRef, progress: &dyn Progress) -> Result<VmImage, VmImageError> {
+    // What a VM needs on the host, installed here on a fresh machine run as root.
+    crate::target::image::install_host_tools(
+        &[("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"), ("mkfs.ext4", "e2fsprogs")],
+        progress,
+    )
+    .await?;
     let hash = vm_hash(&base.id);
     let dir = vm_root().join("images").join(format!("{hash}-{DISK_VERSION}"));
     if let Some(found) = complete(&dir) {
