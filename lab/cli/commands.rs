@@ -100,7 +100,17 @@ async fn run_scenarios(paths: &[PathBuf], opts: RunOptions, args: &ReportArgs) -
             return Ok(EXIT_OK);
         }
         let suites: Vec<&str> = opts.suites.iter().map(|s| s.name()).collect();
-        eprintln!("error: none of the {} scenario(s) runs on {}", loaded.scenarios.len(), suites.join(", "));
+        let fixtures: Vec<&str> = opts.fixtures.iter().map(|f| f.name()).collect();
+        let on = match (suites.is_empty(), fixtures.is_empty()) {
+            (false, false) => format!("{} on the {} fixture", suites.join(", "), fixtures.join(", ")),
+            (false, true) => suites.join(", "),
+            (true, false) => format!("the {} fixture", fixtures.join(", ")),
+            (true, true) => "any suite".to_string(),
+        };
+        eprintln!(
+            "error: none of the {} scenario(s) runs on {on}\n  fix: ask for a suite the scenarios list in `suites` and a fixture they list in `fixtures`",
+            loaded.scenarios.len()
+        );
         return Ok(EXIT_USAGE);
     }
     let engine = Engine::connect().await?;
