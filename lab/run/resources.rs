@@ -8,8 +8,8 @@
 //! * `oom`: lowering a cgroup v1 memory limit below what the unit uses fails with EBUSY
 //!   instead of OOM-killing, so the lab sets the limit (`systemctl set-property --runtime
 //!   MemoryMax=`, which systemd 252/257 write to `memory.limit_in_bytes` on v1) and then puts
-//!   a hog (`dd` with a buffer larger than the limit) into the unit's cgroup in every
-//!   hierarchy. The kernel's OOM killer then acts inside that cgroup. The unit's main process
+//!   hogs (four perl processes holding a quarter each of more than the limit) into the unit's
+//!   cgroup in every hierarchy. The kernel's OOM killer then acts inside that cgroup. The unit's main process
 //!   is made its choice (`oom_score_adj` 1000, which raising needs no capability), as in a
 //!   real leak, where the service itself is the big process.
 //! * `network`: nftables rules in a table of the fault's own, in the target's network
@@ -41,6 +41,9 @@ pub const BURNERS: u32 = 49;
 /// How much more than the limit the `oom` hog asks for: the limit is crossed whatever the
 /// unit itself uses.
 pub const HOG_MARGIN: u64 = 16 * 1024 * 1024;
+/// How many processes share the `oom` hog's memory: each must stay far below the main
+/// process in the OOM killer's eyes (see the script).
+pub const HOGS: u32 = 4;
 /// `disk-full` copies the directory into memory: at most this much.
 pub const DISK_FULL_MAX_KIB: u64 = 64 * 1024;
 
@@ -82,7 +85,7 @@ pub fn inject(fault: &ResourceFault, unit: Option<&str>, tag: &str) -> Command {
         ResourceKind::Oom { limit } => {
             let limit_text = limit.map(|l| l.to_string()).unwrap_or_default();
             // The unit's own limit: the hog asks for the margin beyond what it reads then.
-            Command { script: OOM_INJECT, args: vec![unit, limit_text, HOG_MARGIN.to_string()] }
+            Command { script: OOM_INJECT, args: vec![unit, limit_text, HOG_MARGIN.to_string(), HOGS.to_string()] }
         }
         ResourceKind::Network(n) => {
             let delay = match n.action {
@@ -171,10 +174,10 @@ pub fn nft_ruleset(n: &NetworkFault, tag: &str) -> String {
     text
 }
 
-/// Args: unit, limit in bytes (empty: the unit's own), margin. Prints `old=` the previous
+/// Args: unit, limit in bytes (empty: the unit's own), margin, hogs. Prints `old=` the previous
 /// MemoryMax. Exit [`CANNOT`] when the unit has no main process, [`NOT_ENFORCED`] when the
 /// hog got everything it asked for.
-const OOM_INJECT: &str = r#"unit=$1 limit=$2 margin=$3
+const OOM_INJECT: &str = r#"unit=$1 limit=$2 margin=$3 hogs=$4
 main=$(systemctl show -P MainPID "$unit") || exit 2
 if [ "${main:-0}" -le 0 ]; then echo "$unit has no main process: nothing in it can run out of memory" >&2; exit 3; fi
 old=$(systemctl show -P MemoryMax "$unit")
@@ -186,7 +189,7 @@ else
   case "$limit" in ''|infinity) echo "$unit has no memory limit (MemoryMax=$old): give the fault a limit" >&2; exit 3;; esac
 fi
 # This shell joins the unit's cgroup in every hierarchy the main process is in (v1: systemd,
-# memory, pids, ...; v2: the one), so that dd's memory is charged to the unit.
+# memory, pids, ...; v2: the one), so that the hogs' memory is charged to the unit.
 while IFS=: read -r id ctrl path; do
   [ "$path" = / ] && continue
   ctrl=${ctrl#name=}
@@ -197,10 +200,40 @@ while IFS=: read -r id ctrl path; do
 done < /proc/$main/cgroup
 adj=$(cat /proc/$main/oom_score_adj)
 echo 1000 > /proc/$main/oom_score_adj
-dd if=/dev/zero of=/dev/null bs=$((limit + margin)) count=1 2>/dev/null
-rc=$?
+# HOGS processes, each holding an equal share of limit + margin until killed: together they
+# cross the limit, and each alone stays far below the main process's badness (its RSS plus the
+# whole limit, at oom_score_adj 1000), so the OOM killer chooses the main process, as in a real
+# leak. A single hog of the whole size lost that choice to a small (statically linked) main
+# process: its own badness is the limit too, plus its shared libraries' pages.
+each=$(( (limit + margin) / hogs ))
+dir=$(mktemp -d)
+pids=
+i=0
+while [ $i -lt "$hogs" ]; do
+  i=$((i + 1))
+  perl -e '$x = "\0" x $ARGV[0]; open(F, ">", $ARGV[1]) and close(F); sleep 600' "$each" "$dir/held.$i" &
+  pids="$pids $!"
+done
+# Until the main process is gone (the fault worked), every hog holds its share with the main
+# process alive (the limit is not enforced), or a hog died with the main process alive (the
+# OOM killer chose a hog): polled every 20 ms, for at most 30 s.
+rc=4 n=0
+while [ $n -lt 1500 ]; do
+  if [ ! -e /proc/$main ]; then rc=0; break; fi
+  held=$(ls "$dir" | wc -l)
+  alive=0; for p in $pids; do kill -0 $p 2>/dev/null && alive=$((alive + 1)); done
+  if [ "$held" -ge "$hogs" ]; then rc=6; break; fi
+  if [ "$alive" -lt "$hogs" ] && [ -e /proc/$main ]; then sleep 0.1; [ -e /proc/$main ] || { rc=0; break; }; rc=5; break; fi
+  sleep 0.02; n=$((n + 1))
+done
+kill $pids 2>/dev/null
+rm -rf "$dir"
 [ -e /proc/$main ] && echo "$adj" > /proc/$main/oom_score_adj 2>/dev/null
-if [ $rc -eq 0 ]; then echo "a process of $unit allocated $((limit + margin)) bytes under MemoryMax=$limit and was not stopped: the limit is not enforced" >&2; exit 6; fi
+case $rc in
+  6) echo "$hogs processes of $unit held $((each * hogs)) bytes under MemoryMax=$limit and were not stopped: the limit is not enforced" >&2; exit 6;;
+  5) echo "the OOM killer chose a hog in $unit, not its main process $main" >&2; exit 3;;
+  4) echo "neither an OOM kill in $unit nor every hog holding its share within 30 s" >&2; exit 3;;
+esac
 exit 0"#;
 
 /// Args: unit, the MemoryMax to restore (empty: leave it).
