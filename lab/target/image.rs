@@ -538,6 +538,50 @@ fn build_context(artifacts: &Artifacts) -> Result<Vec<u8>, ImageError> {
     builder.into_inner().map_err(io("finish the build context"))
 }
 
+/// Why a `docker build` failed: one of the Containerfile's steps (its message, and the build's
+/// whole output for callers that read it), or the engine itself.
+pub(crate) enum BuildFailure {
+    Step { message: String, log: String },
+    Engine(EngineError),
+}
+
+/// `docker build` of `context` (a tar holding a `Containerfile`) as `tag`, streaming the build's
+/// output lines to `progress`; the build's whole output on success. One place for the target,
+/// packages and VM images.
+pub(crate) async fn run_build(
+    engine: &Engine,
+    context: Vec<u8>,
+    tag: &str,
+    buildargs: &HashMap<String, String>,
+    labels: &HashMap<String, String>,
+    progress: &dyn Progress,
+) -> Result<String, BuildFailure> {
+    let opts = BuildImageOptionsBuilder::default()
+        .dockerfile("Containerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(buildargs)
+        .labels(labels)
+        .build();
+    let mut stream = engine.docker().build_image(opts, None, Some(bollard::body_full(context.into())));
+    let mut log = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
+                    progress.detail(line);
+                    log.push_str(line);
+                    log.push('\n');
+                }
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => return Err(BuildFailure::Step { message: error, log }),
+            Err(e) => return Err(BuildFailure::Engine(EngineError::api(format!("build image {tag}"), e))),
+        }
+    }
+    Ok(log)
+}
+
 async fn build_target(
     engine: &Engine,
     suite: Suite,
@@ -558,27 +602,10 @@ async fn build_target(
         (LABEL_INPUTS.to_string(), inputs_hash.to_string()),
         (LABEL_SUITE.to_string(), suite.name().to_string()),
     ]);
-    let opts = BuildImageOptionsBuilder::default()
-        .dockerfile("Containerfile")
-        .t(tag)
-        .rm(true)
-        .forcerm(true)
-        .buildargs(&buildargs)
-        .labels(&labels)
-        .build();
-    let mut stream = engine.docker().build_image(opts, None, Some(bollard::body_full(context.into())));
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
-                    progress.detail(line);
-                }
-            }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(ImageError::Build { suite, message: error });
-            }
-            Err(e) => return Err(EngineError::api(format!("build image {tag}"), e).into()),
-        }
+    match run_build(engine, context, tag, &buildargs, &labels, progress).await {
+        Ok(_) => {}
+        Err(BuildFailure::Step { message, .. }) => return Err(ImageError::Build { suite, message }),
+        Err(BuildFailure::Engine(e)) => return Err(e.into()),
     }
     progress.finish(&format!("built {tag} in {:.0} s", started.elapsed().as_secs_f64()));
     Ok(())

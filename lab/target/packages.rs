@@ -10,14 +10,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bollard::query_parameters::BuildImageOptionsBuilder;
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::progress::Progress;
 use crate::systemd::Suite;
 use crate::target::engine::{Engine, EngineError};
-use crate::target::image::{image_with_inputs, BuildLock, ImageError, ImageRef, LABEL_INPUTS, LABEL_SUITE};
+use crate::target::image::{image_with_inputs, run_build, BuildFailure, BuildLock, ImageError, ImageRef, LABEL_INPUTS, LABEL_SUITE};
 
 /// Bump when the recipe below changes in a way the inputs do not show.
 const RECIPE_VERSION: &str = "unitlab-packages-v2";
@@ -141,26 +139,15 @@ pub async fn ensure_packages_image(
         (LABEL_SUITE.to_string(), suite.name().to_string()),
         (LABEL_PACKAGES.to_string(), listed.clone()),
     ]);
-    let opts = BuildImageOptionsBuilder::default().dockerfile("Containerfile").t(&tag).rm(true).forcerm(true).labels(&labels).build();
-    let mut stream = engine.docker().build_image(opts, None, Some(bollard::body_full(context.into())));
-    let mut log = String::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
-                    progress.detail(line);
-                    log.push_str(line);
-                    log.push('\n');
-                }
+    match run_build(engine, context, &tag, &HashMap::new(), &labels, progress).await {
+        Ok(_) => {}
+        Err(BuildFailure::Step { message, log }) => {
+            if let Some(package) = unknown_package(&log) {
+                return Err(PackagesError::Unknown { package, suite });
             }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                if let Some(package) = unknown_package(&log) {
-                    return Err(PackagesError::Unknown { package, suite });
-                }
-                return Err(PackagesError::Build { packages: listed, base: base.tag.clone(), message: error });
-            }
-            Err(e) => return Err(PackagesError::Engine { suite, packages: listed, source: EngineError::api(format!("build image {tag}"), e) }),
+            return Err(PackagesError::Build { packages: listed, base: base.tag.clone(), message });
         }
+        Err(BuildFailure::Engine(source)) => return Err(PackagesError::Engine { suite, packages: listed, source }),
     }
     let id = image_with_inputs(engine, &tag, &hash).await?.ok_or_else(|| PackagesError::Missing { tag: tag.clone() })?;
     progress.finish(&format!("built {tag} in {:.0} s", started.elapsed().as_secs_f64()));

@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
-use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::progress::Progress;
 use crate::target::engine::{Engine, EngineError};
-use crate::target::image::{image_with_inputs, BuildLock, ImageRef, LABEL_INPUTS, LABEL_SUITE};
+use crate::target::image::{image_with_inputs, run_build, BuildFailure, BuildLock, ImageRef, LABEL_INPUTS, LABEL_SUITE};
 
 /// Bump when the recipe changes in a way the files below do not show.
 const RECIPE_VERSION: &str = "unitlab-vm-v2";
@@ -233,27 +233,10 @@ async fn build(engine: &Engine, base: &ImageRef, tag: &str, hash: &str, progress
     let context = context.into_inner().map_err(io("write the VM image build context", FIX_SPACE))?;
     let labels = HashMap::from([(LABEL_INPUTS.to_string(), hash.to_string()), (LABEL_SUITE.to_string(), base.suite.name().to_string())]);
     let buildargs = HashMap::from([("BASE".to_string(), base.tag.clone())]);
-    let opts = BuildImageOptionsBuilder::default()
-        .dockerfile("Containerfile")
-        .t(tag)
-        .rm(true)
-        .forcerm(true)
-        .labels(&labels)
-        .buildargs(&buildargs)
-        .build();
-    let mut stream = engine.docker().build_image(opts, None, Some(bollard::body_full(context.into())));
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
-                    progress.detail(line);
-                }
-            }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(VmImageError::Build { tag: tag.into(), base: base.tag.clone(), message: error })
-            }
-            Err(e) => return Err(VmImageError::Engine { operation: format!("build image {tag}"), source: EngineError::api(format!("build image {tag}"), e) }),
-        }
+    match run_build(engine, context, tag, &buildargs, &labels, progress).await {
+        Ok(_) => {}
+        Err(BuildFailure::Step { message, .. }) => return Err(VmImageError::Build { tag: tag.into(), base: base.tag.clone(), message }),
+        Err(BuildFailure::Engine(source)) => return Err(VmImageError::Engine { operation: format!("build image {tag}"), source }),
     }
     progress.finish(&format!("built {tag} in {:.0} s", started.elapsed().as_secs_f64()));
     Ok(())
