@@ -204,6 +204,12 @@ async fn clean(all: bool) -> Result<i32, Failure> {
         println!("removed image {name} (superseded: untagged, or with --all an older build; the latest build of each suite is kept)");
     }
     println!("{} superseded target image(s) removed", images.len());
+    // After the images: a VM disk goes once no image it was made from is left.
+    let disks = unitlab::target::vm::image::prune_vm_disks(&engine).await?;
+    for path in &disks {
+        println!("removed VM disk {} (its image is gone, or it was made by an older recipe)", path.display());
+    }
+    println!("{} stale VM disk(s) removed", disks.len());
     Ok(EXIT_OK)
 }
 

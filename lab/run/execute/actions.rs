@@ -99,7 +99,7 @@ impl Run<'_> {
             invocations.insert(u.clone(), id);
         }
         let watcher = self.session.watcher();
-        let what = describe(&StepKind::Fault(fault.clone()));
+        let what = describe(&StepKind::Fault(fault.clone()), self.input.suite);
         // One fault time for every unit the step hits: taken right before the injection.
         let mark = FaultMark {
             at_usec: monotonic_now_usec(),

@@ -2,14 +2,15 @@
 
 use crate::judge::describe_property;
 use crate::scenario::{ControlFault, Expectation, Fault, NetAction, Observe, ResourceFault, ResourceKind, StepKind, UnitName, Wait};
-use crate::systemd::format_duration;
+use crate::systemd::{format_duration, Suite};
 
 fn stems(units: &[&UnitName]) -> String {
     units.iter().map(|u| u.stem()).collect::<Vec<_>>().join(", ")
 }
 
-/// A short line for progress output.
-pub fn describe(kind: &StepKind) -> String {
+/// A short line for progress output, in the words of `suite`'s systemd (247 spells
+/// `systemctl kill --kill-whom=` as `--kill-who=`).
+pub fn describe(kind: &StepKind, suite: Suite) -> String {
     match kind {
         StepKind::Start { unit, no_block: false } => format!("start {}", unit.stem()),
         StepKind::Start { unit, no_block: true } => format!("start {} (no block)", unit.stem()),
@@ -32,7 +33,7 @@ pub fn describe(kind: &StepKind) -> String {
                 Fault::PauseTarget { duration } => format!("pause the target for {}", format_duration(*duration)),
                 Fault::Stop { .. } => format!("systemctl stop {units}"),
                 Fault::Restart { .. } => format!("systemctl restart {units}"),
-                Fault::Kill { signal, whom, .. } => format!("systemctl kill --kill-whom={whom} SIG{} {units}", signal.name()),
+                Fault::Kill { signal, whom, .. } => format!("systemctl kill {}={whom} SIG{} {units}", suite.kill_whom_option(), signal.name()),
                 Fault::Resource(r) => describe_resource(r, &units),
                 Fault::Heal { step, .. } => format!("heal the fault of step {}", step + 1),
             }
@@ -91,5 +92,19 @@ fn describe_resource(r: &ResourceFault, units: &str) -> String {
     match r.duration {
         Some(d) => format!("{what} for {}", format_duration(d)),
         None => what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kill_step_is_described_with_the_suites_option_name() {
+        let text = "name = \"s\"\n[[units]]\nname = \"a\"\nexec = [\"/bin/sleep\", \"60\"]\n[[steps]]\ndo = \"kill\"\nunit = \"a\"\nsignal = \"SIGKILL\"\nwhom = \"main\"\n";
+        let scenario = crate::scenario::parse_str(std::path::Path::new("s.toml"), text).expect("valid").0;
+        let kind = &scenario.steps[0].kind;
+        assert_eq!(describe(kind, Suite::Bullseye), "systemctl kill --kill-who=main SIGKILL a");
+        assert_eq!(describe(kind, Suite::Trixie), "systemctl kill --kill-whom=main SIGKILL a");
     }
 }

@@ -42,7 +42,7 @@ impl Run<'_> {
         let unit = fault.unit.as_ref().map(|u| self.name(u).to_string());
         let tag = resources::tag(&self.scenario.name, step);
         let inject = resources::inject(fault, unit.as_deref(), &tag);
-        let what = super::describe(&crate::scenario::StepKind::Fault(crate::scenario::Fault::Resource(fault.clone())));
+        let what = super::describe(&crate::scenario::StepKind::Fault(crate::scenario::Fault::Resource(fault.clone())), self.input.suite);
         // The hog of an `oom` fault ends when the OOM killer (or systemd's stop of the unit)
         // ends it, at once on a working limit; the deadline only catches a hung target.
         let out = self.exec(&inject.argv(), COMMAND_DEADLINE).await?;

@@ -398,7 +398,7 @@ impl<'a> Run<'a> {
                 suite: self.input.suite.name().to_string(),
                 step: i + 1,
                 of,
-                what: format!("{}{verdict}", describe(&step.kind)),
+                what: format!("{}{verdict}", describe(&step.kind, self.input.suite)),
             });
             if let Flow::Stop = flow {
                 if let Some(last) = self.checks.last_mut() {

@@ -291,9 +291,84 @@ async fn export(engine: &Engine, tag: &str, tree: &Path) -> Result<u64, VmImageE
     result
 }
 
+/// A crashed build's work directory (`.HASH-XXXX`) is removed once it is this old: a younger
+/// one may belong to a build in progress.
+const STALE_WORK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Which entries of the VM disk directory (`names`, with their age) `unitlab clean` removes:
+/// disks of another [`DISK_VERSION`], disks whose base image is no longer on the engine (their
+/// hash is not in `live`), and old work directories of crashed builds. Anything it does not
+/// recognise stays.
+pub fn stale_disks<'a>(names: &'a [(String, std::time::Duration)], live: &std::collections::HashSet<String>) -> Vec<&'a str> {
+    names
+        .iter()
+        .filter(|(name, age)| match name.strip_prefix('.') {
+            Some(work) => work.len() > 17 && work.as_bytes()[16] == b'-' && *age >= STALE_WORK,
+            None => match name.split_once('-') {
+                Some((hash, version)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    version != DISK_VERSION || !live.contains(hash)
+                }
+                _ => false,
+            },
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// `unitlab clean`: remove the VM disks no image on the engine can boot any more (see
+/// [`stale_disks`]). Returns what it removed.
+pub async fn prune_vm_disks(engine: &Engine) -> Result<Vec<PathBuf>, VmImageError> {
+    let dir = vm_root().join("images");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+    let mut live = std::collections::HashSet::new();
+    for label in [LABEL_INPUTS, crate::target::packages::LABEL_PACKAGES] {
+        let filters = HashMap::from([("label", vec![label])]);
+        let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
+        let images = engine.docker().list_images(Some(opts)).await.map_err(|e| VmImageError::Engine {
+            operation: "find the VM disks still in use".into(),
+            source: EngineError::api("list lab images", e),
+        })?;
+        live.extend(images.iter().map(|img| vm_hash(&img.id)));
+    }
+    let names: Vec<(String, std::time::Duration)> = entries
+        .flatten()
+        .map(|e| {
+            let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), age)
+        })
+        .collect();
+    let mut removed = Vec::new();
+    for name in stale_disks(&names, &live) {
+        let path = dir.join(name);
+        std::fs::remove_dir_all(&path).map_err(io(format!("remove the stale VM disk {}", path.display()), FIX_SPACE))?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_disks_are_those_of_gone_images_old_versions_and_old_work_directories() {
+        let hour = std::time::Duration::from_secs(3600);
+        let minute = std::time::Duration::from_secs(60);
+        let (a, b) = (vm_hash("sha256:a"), vm_hash("sha256:b"));
+        let names: Vec<(String, std::time::Duration)> = [
+            (format!("{a}-{DISK_VERSION}"), hour),
+            (format!("{b}-{DISK_VERSION}"), hour),
+            (format!("{a}-d1"), hour),
+            (format!(".{a}-x1y2z3"), minute),
+            (format!(".{b}-x1y2z3"), 2 * hour),
+            ("notes.txt".to_string(), hour),
+            ("run".to_string(), hour),
+        ]
+        .into_iter()
+        .collect();
+        let live = std::collections::HashSet::from([a.clone()]);
+        assert_eq!(stale_disks(&names, &live), [format!("{b}-{DISK_VERSION}"), format!("{a}-d1"), format!(".{b}-x1y2z3")]);
+    }
 
     #[test]
     fn the_hash_follows_the_base_image() {
