@@ -377,6 +377,26 @@ fn result_lines(results: &[&ScenarioResult]) -> Vec<String> {
         .collect()
 }
 
+/// What buggy-server logs when its `oom` fault allocated its whole ceiling and no limit
+/// stopped it (services/src/faults.rs).
+const OOM_NOT_ENFORCED: &str = "allocated and the process was not killed: no memory limit below that applies";
+
+/// Why a cell cannot be measured on its target, when that shows in its run: an oom-kill cell
+/// whose server allocated past `MemoryMax=` untouched measured no OOM kill at all, so there is
+/// no Result to judge (systemd 258 and later in a container on a cgroup v1 host: their unified
+/// hierarchy has no memory controller, so `MemoryMax=` is not enforced).
+pub fn unmeasurable(key: CellKey, r: &ScenarioResult) -> Option<String> {
+    let CellKey::Result(_, Ending::OomKill) = key else { return None };
+    let line = r.timeline.iter().find(|e| e.message.contains(OOM_NOT_ENFORCED))?;
+    Some(format!(
+        "the oom-kill ending cannot be measured on this target: MemoryMax= is not enforced ({}: \"{}\"). \
+         systemd 258 and later in a container on a cgroup v1 host run on a unified hierarchy without the memory \
+         controller; the VM fixture has it (`--fixture vm`)",
+        r.systemd,
+        line.message.trim()
+    ))
+}
+
 /// Judge every cell of `cells` found in `report` and add one table report per (table, suite),
 /// in table order then suite order; each cell's result gains a check with its verdict.
 pub fn judge(report: &mut RunReport, cells: &[(CellKey, String)]) {
@@ -384,6 +404,10 @@ pub fn judge(report: &mut RunReport, cells: &[(CellKey, String)]) {
     for r in report.results.iter_mut() {
         let Some((key, _)) = cells.iter().find(|(_, name)| *name == r.name) else { continue };
         let table = Table::of(*key);
+        if let Some(why) = unmeasurable(*key, r) {
+            r.outcome = Outcome::Error;
+            r.error.get_or_insert(why);
+        }
         if r.outcome == Outcome::Error {
             // The lab could not measure it: the error says why; no verdict is invented.
             continue;
@@ -504,6 +528,27 @@ mod tests {
             window_derivation: "2 × default RestartSec=100ms + 1s = 1.2s, counted from the failure".into(),
             note: None,
         }
+    }
+
+    #[test]
+    fn an_oom_cell_whose_limit_was_not_enforced_is_unmeasurable_not_judged() {
+        let key = CellKey::Result(RestartPolicy::No, Ending::OomKill);
+        let mut r = result(&scenario_name(key), vec![restart(None, None), st("active", "running", "success")]);
+        assert_eq!(unmeasurable(key, &r), None, "nothing says the limit was not enforced");
+        r.timeline.push(crate::observe::Event {
+            at: Duration::from_millis(400),
+            unit: "x.cell.service".into(),
+            kind: crate::observe::EventKind::Output,
+            message: "buggy-server: oom: 64 MiB allocated and the process was not killed: no memory limit below that applies; memory freed".into(),
+            invocation: None,
+        });
+        let why = unmeasurable(key, &r).expect("unmeasurable");
+        assert!(why.contains("MemoryMax= is not enforced") && why.contains("--fixture vm"), "{why}");
+        assert_eq!(unmeasurable(CellKey::Result(RestartPolicy::No, Ending::Signal), &r), None, "only the oom-kill row");
+        let mut report = RunReport::new(vec![r], Duration::from_secs(1));
+        judge(&mut report, &[(key, scenario_name(key))]);
+        assert_eq!(report.results[0].outcome, Outcome::Error);
+        assert!(report.tables.is_empty(), "no verdict is invented for it");
     }
 
     fn st(active: &str, sub: &str, result: &str) -> Observed {

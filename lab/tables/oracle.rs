@@ -411,7 +411,17 @@ const OOM_ON_CGROUP_V1: &str = "systemd learns of an OOM kill from the unified h
 
 /// The results table's reviewed Result deviations: (ending, systemd versions, Result observed,
 /// why). They apply to every Restart= column of the row.
-pub const RESULT_DEVIATIONS: &[(Ending, (u32, u32), &str, &str)] = &[(Ending::OomKill, (252, 257), "signal", OOM_ON_CGROUP_V1)];
+pub const RESULT_DEVIATIONS: &[(Ending, (u32, u32), &str, &str)] = &[
+    (Ending::OomKill, (252, 257), "signal", OOM_ON_CGROUP_V1),
+    (Ending::StartLimitAfterFailure, (262, 262), "start-limit-hit", START_LIMIT_RESULT_SINCE_259),
+];
+
+/// Why a start refused after a failed run reads `start-limit-hit` on 262 but `exit-code` before.
+const START_LIMIT_RESULT_SINCE_259: &str = "systemd PR #39985 (\"core: set Result=start-limit-hit when a unit is rate \
+     limited\", merged December 2025, after 257) makes a start refused by the rate limit set the Result to \
+     start-limit-hit even when an earlier failure had set one; before it, service_enter_dead() only replaced a \
+     `success` Result, so the first failure (exit-code here) stayed. The restart decision does not change: a \
+     refused start is never restarted. Measured on 262 (sid); 247..257 keep exit-code.";
 
 /// The reviewed deviation for a cell on a systemd major version, if any.
 pub fn deviation(cell: CellKey, systemd_major: u32) -> Option<Deviation> {
@@ -476,13 +486,17 @@ mod tests {
 
     #[test]
     fn result_deviations_name_another_result_and_cover_every_column() {
-        for (ending, _, observed, _) in RESULT_DEVIATIONS {
+        for (ending, (from, to), observed, _) in RESULT_DEVIATIONS {
             assert_ne!(ending.expected_result().as_str(), *observed);
             for p in RestartPolicy::ALL {
-                assert_eq!(deviation(CellKey::Result(*p, *ending), 252).map(|d| d.observed), Some(*observed));
+                for major in [*from, *to] {
+                    assert_eq!(deviation(CellKey::Result(*p, *ending), major).map(|d| d.observed), Some(*observed));
+                }
             }
         }
         assert!(deviation(CellKey::Result(RestartPolicy::No, Ending::Signal), 252).is_none());
+        assert!(deviation(CellKey::Result(RestartPolicy::No, Ending::StartLimitAfterFailure), 257).is_none(), "257 keeps exit-code");
+        assert_eq!(deviation(CellKey::Result(RestartPolicy::No, Ending::StartLimitAfterFailure), 262).map(|d| d.observed), Some("start-limit-hit"));
     }
 
     #[test]
