@@ -210,6 +210,14 @@ pub async fn present_images(engine: &Engine) -> Result<HashMap<String, String>, 
     Ok(found)
 }
 
+/// The engine's images that carry `label` (any value): the lab's target images
+/// ([`LABEL_INPUTS`]) or its packages images.
+pub async fn images_labelled(engine: &Engine, label: &str) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
+    let filters = HashMap::from([("label", vec![label])]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
+    engine.docker().list_images(Some(opts)).await.map_err(|e| EngineError::api(format!("list the images labelled {label}"), e))
+}
+
 /// Remove lab target images that a later build has superseded: untagged ones (a rebuild with
 /// `--force` took their tag) and, with `older_builds`, also the builds that are not tagged
 /// `unitlab-target:<suite>` (the latest build of the suite). No image a container uses is
@@ -218,13 +226,7 @@ pub async fn present_images(engine: &Engine) -> Result<HashMap<String, String>, 
 /// lab process may be about to boot one (seen: `clean` in one test removed the image the other
 /// tests of the run were booting). Returns what was removed (a tag, or an image id).
 pub async fn prune_superseded(engine: &Engine, older_builds: bool) -> Result<Vec<String>, ImageError> {
-    let filters = HashMap::from([("label", vec![LABEL_INPUTS])]);
-    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
-    let images = engine
-        .docker()
-        .list_images(Some(opts))
-        .await
-        .map_err(|e| EngineError::api("list lab target images", e))?;
+    let images = images_labelled(engine, LABEL_INPUTS).await?;
     let latest: Vec<String> = Suite::ALL.iter().map(|s| s.target_tag()).collect();
     let mut removed = Vec::new();
     for img in images {

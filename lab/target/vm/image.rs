@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::progress::Progress;
 use crate::target::engine::{Engine, EngineError};
-use crate::target::image::{image_with_inputs, run_build, BuildFailure, BuildLock, ImageRef, LABEL_INPUTS, LABEL_SUITE};
+use crate::target::image::{image_with_inputs, images_labelled, run_build, BuildFailure, BuildLock, ImageRef, LABEL_INPUTS, LABEL_SUITE};
 
 /// Bump when the recipe changes in a way the files below do not show.
 const RECIPE_VERSION: &str = "unitlab-vm-v2";
@@ -322,12 +322,9 @@ pub async fn prune_vm_disks(engine: &Engine) -> Result<Vec<PathBuf>, VmImageErro
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
     let mut live = std::collections::HashSet::new();
     for label in [LABEL_INPUTS, crate::target::packages::LABEL_PACKAGES] {
-        let filters = HashMap::from([("label", vec![label])]);
-        let opts = bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
-        let images = engine.docker().list_images(Some(opts)).await.map_err(|e| VmImageError::Engine {
-            operation: "find the VM disks still in use".into(),
-            source: EngineError::api("list lab images", e),
-        })?;
+        let images = images_labelled(engine, label)
+            .await
+            .map_err(|source| VmImageError::Engine { operation: "find the VM disks still in use".into(), source })?;
         live.extend(images.iter().map(|img| vm_hash(&img.id)));
     }
     let names: Vec<(String, std::time::Duration)> = entries
