@@ -413,15 +413,15 @@ const OOM_ON_CGROUP_V1: &str = "systemd learns of an OOM kill from the unified h
 /// why). They apply to every Restart= column of the row.
 pub const RESULT_DEVIATIONS: &[(Ending, (u32, u32), &str, &str)] = &[
     (Ending::OomKill, (252, 257), "signal", OOM_ON_CGROUP_V1),
-    (Ending::StartLimitAfterFailure, (262, 262), "start-limit-hit", START_LIMIT_RESULT_SINCE_259),
+    (Ending::StartLimitAfterFailure, (262, 262), "start-limit-hit", START_LIMIT_RESULT_ON_262),
 ];
 
-/// Why a start refused after a failed run reads `start-limit-hit` on 262 but `exit-code` before.
-const START_LIMIT_RESULT_SINCE_259: &str = "systemd PR #39985 (\"core: set Result=start-limit-hit when a unit is rate \
+/// Why a start refused after a failed run reads `start-limit-hit` on 262 but `exit-code` on 252 and 257.
+const START_LIMIT_RESULT_ON_262: &str = "systemd PR #39985 (\"core: set Result=start-limit-hit when a unit is rate \
      limited\", merged December 2025, after 257) makes a start refused by the rate limit set the Result to \
      start-limit-hit even when an earlier failure had set one; before it, service_enter_dead() only replaced a \
      `success` Result, so the first failure (exit-code here) stayed. The restart decision does not change: a \
-     refused start is never restarted. Measured on 262 (sid); 247..257 keep exit-code.";
+     refused start is never restarted. Measured on 262 (sid); 252 and 257 keep exit-code (247 and 254 not measured).";
 
 /// The reviewed deviation for a cell on a systemd major version, if any.
 pub fn deviation(cell: CellKey, systemd_major: u32) -> Option<Deviation> {
