@@ -1,5 +1,5 @@
 //! Group commit for commands run inside a shared target. Dozens of scenarios on one target each
-//! need a `daemon-reload`, a `systemctl show`, a journal sync at about the same moment; one
+//! need to install files, a `systemctl show`, a journal sync at about the same moment; one
 //! exec each would queue them on the engine and cost seconds. A [`Coalescer`] runs the first
 //! request at once and collects every request that arrives while a batch is running into the
 //! next batch, so there is no waiting to fill a batch and no fixed delay: a lone request costs

@@ -90,6 +90,30 @@ pub fn claims(scenario: &Scenario) -> BTreeSet<Claim> {
     out
 }
 
+/// The trees systemd reads units, drop-ins and its own configuration from.
+const SYSTEMD_TREES: [&str; 5] = ["/etc/systemd/", "/run/systemd/", "/lib/systemd/", "/usr/lib/systemd/", "/usr/local/lib/systemd/"];
+
+/// Whether installing the scenario needs a `daemon-reload`. A unit under its namespaced name
+/// ([`unit_name`]) is one systemd has never seen on this target: asked for it, systemd reads it
+/// from disk, its unit directories' changed mtime telling it to refresh its path cache
+/// (measured on 247, 252, 254, 257 and 262, for a name asked for before the file existed too).
+/// A unit under its own name (an earlier scenario may have left one of that name loaded), a
+/// drop-in, or any other file under systemd's trees is only seen after a reload.
+///
+/// Fewer reloads is the point: on a shared target a reload lands in every other scenario's
+/// story. On systemd before 254 (PR #28215) a reload while a service's restart job waits in the
+/// queue makes systemd schedule that restart again and count it twice (seen on 252 in the
+/// soak: "restart counter is at 3" then "at 4" 0.7 s later, one stop and one start), and before
+/// 255 (PR #30024) a reload forgets every unit's start rate-limit count.
+pub fn install_needs_reload(scenario: &Scenario) -> bool {
+    let own_names: BTreeSet<&str> = scenario.units().iter().filter(|u| u.keeps_name()).map(|u| u.name.as_str()).collect();
+    scenario.unit_installs(|n| unit_name(scenario, n)).iter().any(|i| own_names.contains(i.unit.as_str()))
+        || scenario.files.iter().any(|f| {
+            let path = f.path.display().to_string();
+            SYSTEMD_TREES.iter().any(|tree| path.starts_with(tree))
+        })
+}
+
 /// Two claim sets can run on one target at the same time.
 pub fn compatible(a: &BTreeSet<Claim>, b: &BTreeSet<Claim>) -> bool {
     if a.contains(&Claim::Whole) && !b.is_empty() || b.contains(&Claim::Whole) && !a.is_empty() {
@@ -145,6 +169,20 @@ port = 8181
         assert!(claims(&s).contains(&Claim::Unit("app.service".into())));
         let installs = s.unit_installs(|n| unit_name(&s, n));
         assert!(installs[1].text.contains("After=app.service\n"), "a reference to a unit from a file is not renamed: {}", installs[1].text);
+        assert!(install_needs_reload(&s), "app.service may have been loaded by an earlier scenario on the target");
+    }
+
+    #[test]
+    fn only_units_systemd_may_already_know_need_a_reload() {
+        assert!(!install_needs_reload(&load(WEB)), "namespaced units are new to the target");
+        let with_file = |path: &str| load(&WEB.replacen("[[steps]]", &format!("[[files]]\npath = \"{path}\"\ncontent = \"x\"\n\n[[steps]]"), 1));
+        assert!(!install_needs_reload(&with_file("/etc/app.conf")));
+        assert!(install_needs_reload(&with_file("/etc/systemd/system/extra.socket")));
+        assert!(install_needs_reload(&with_file("/usr/lib/systemd/system/x.service.d/y.conf")));
+        let installed = "name = \"a\"\n[[units]]\nname = \"cron.service\"\n[[steps]]\ndo = \"start\"\nunit = \"cron.service\"\n";
+        assert!(!install_needs_reload(&load(installed)), "a unit on the target left as it is writes nothing");
+        let drop_in = installed.replace("[[steps]]", "[units.Service]\nRestart = \"always\"\n\n[[steps]]");
+        assert!(install_needs_reload(&load(&drop_in)), "a drop-in changes a unit systemd knows");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! A booted target as the runner uses it: the target itself, its one journal [`Watcher`], its
 //! address for direct HTTP, and group-committed commands ([`Coalescer`]) for what every scenario
-//! on it needs at about the same time: install files and units (one tar + one
-//! `daemon-reload`), queue non-blocking starts, read properties, verify units, sync the journal,
-//! and clean up. Scenarios sharing the target go through here, so fifty scenarios cost a few
-//! execs, not hundreds.
+//! on it needs at about the same time: install files and units (one tar, and a
+//! `daemon-reload` only when a unit systemd may already know changed), queue non-blocking
+//! starts, read properties, verify units, sync the journal, and clean up. Scenarios sharing
+//! the target go through here, so fifty scenarios cost a few execs, not hundreds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -39,7 +39,7 @@ const SYNC_DEADLINE: Duration = Duration::from_secs(10);
 /// A stop of leftover units during clean-up; only catches a hung target.
 const CLEANUP_STOP_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Files (path, bytes, mode) to install before a `daemon-reload`.
+/// Files (path, bytes, mode) to install.
 pub type Files = Vec<(String, Vec<u8>, u32)>;
 
 /// Properties read with `systemctl show`, by name.
@@ -49,6 +49,8 @@ pub type Properties = BTreeMap<String, String>;
 pub struct Install {
     files: Files,
     guarded: Vec<String>,
+    /// Whether systemd must `daemon-reload` to see them (`plan::install_needs_reload`).
+    reload: bool,
 }
 
 /// Why a scenario's files were not installed.
@@ -147,12 +149,13 @@ impl Session {
         self.address
     }
 
-    /// Write files (units included) and `daemon-reload`, together with whatever other scenarios
-    /// install at the same moment. Paths in `guarded` must not exist yet: on a shared target a
-    /// scenario may not change what the image holds (other scenarios rely on it, and clean-up
-    /// would delete it); such a request writes nothing and gets [`InstallError::Overwrites`].
-    pub async fn install(&self, files: Files, guarded: Vec<String>) -> Result<(), InstallError> {
-        let request = Install { files, guarded };
+    /// Write files (units included), together with whatever other scenarios install at the
+    /// same moment, and `daemon-reload` when one of them needs it (`reload`). Paths in
+    /// `guarded` must not exist yet: on a shared target a scenario may not change what the
+    /// image holds (other scenarios rely on it, and clean-up would delete it); such a request
+    /// writes nothing and gets [`InstallError::Overwrites`].
+    pub async fn install(&self, files: Files, guarded: Vec<String>, reload: bool) -> Result<(), InstallError> {
+        let request = Install { files, guarded, reload };
         self.install.call(request).await.unwrap_or_else(|| Err(InstallError::Target(Arc::new(self.gone("install files")))))
     }
 
@@ -297,8 +300,8 @@ where
     move |batch| f(target.clone(), batch)
 }
 
-/// One existence check for every guarded path of the batch, then one tar and one
-/// `daemon-reload` for the requests that may go ahead.
+/// One existence check for every guarded path of the batch, then one tar for the requests
+/// that may go ahead, and one `daemon-reload` if any of them needs it.
 async fn install(target: &Target, batch: Vec<Install>) -> Vec<Result<(), InstallError>> {
     let guarded: BTreeSet<&str> = batch.iter().flat_map(|r| r.guarded.iter().map(String::as_str)).collect();
     let existing: BTreeSet<String> = if guarded.is_empty() {
@@ -326,12 +329,16 @@ async fn install(target: &Target, batch: Vec<Install>) -> Vec<Result<(), Install
             }
         })
         .collect();
-    let files: Files = batch.into_iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).flat_map(|(r, _)| r.files).collect();
+    let going: Vec<Install> = batch.into_iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).map(|(r, _)| r).collect();
+    let reload = going.iter().any(|r| r.reload);
+    let files: Files = going.into_iter().flat_map(|r| r.files).collect();
     let written = async {
         if !files.is_empty() {
             target.write_files(&files).await?;
         }
-        target.exec_ok(&["systemctl", "daemon-reload"]).await?;
+        if reload {
+            target.exec_ok(&["systemctl", "daemon-reload"]).await?;
+        }
         Ok::<(), TargetError>(())
     }
     .await
@@ -449,8 +456,11 @@ async fn sync(target: &Target, watcher: &Watcher) -> Result<(), SyncError> {
 }
 
 /// Stop the loaded units of the batch (a unit systemd refused to load cannot be stopped, and
-/// would make `systemctl stop` fail for the whole list), reset their failed state, remove
-/// their files and reload.
+/// would make `systemctl stop` fail for the whole list), reset their failed state and remove
+/// their files. No `daemon-reload`: it would land in the stories of the scenarios still
+/// running on the target (see `plan::install_needs_reload`); systemd frees a stopped,
+/// unreferenced unit by itself, and a unit name used again on the target (a unit under its
+/// own name) is reloaded by the install that needs it.
 async fn clean_up(target: &Target, batch: Vec<Leftovers>) -> Result<(), TargetError> {
     let units: BTreeSet<String> = batch.iter().flat_map(|l| l.units.iter().cloned()).collect();
     let files: BTreeSet<String> = batch.iter().flat_map(|l| l.files.iter().cloned()).collect();
@@ -492,6 +502,5 @@ async fn clean_up(target: &Target, batch: Vec<Leftovers>) -> Result<(), TargetEr
     if rm.len() > 3 {
         target.exec_ok(&rm).await?;
     }
-    target.exec_ok(&["systemctl", "daemon-reload"]).await?;
     Ok(())
 }

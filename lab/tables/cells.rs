@@ -251,8 +251,9 @@ fn results_toml(policy: RestartPolicy, ending: Ending, port: u16, suites: &[Suit
     let limited = matches!(ending, Ending::StartLimitHit | Ending::StartLimitAfterFailure);
     if limited {
         // A target of its own: before v255 (systemd PR #30024) a daemon-reload forgets every
-        // unit's start count, and on a shared target other scenarios' installs and clean-ups
-        // reload at any moment (seen on 252: 3 of 7 cells started a second time).
+        // unit's start count, and on a shared target another scenario's install may reload
+        // (a unit under its own name needs one; when every install and clean-up reloaded,
+        // 3 of 7 cells started a second time on 252).
         out = out.replacen("snapshot = true\n", "snapshot = true\nshared_target = false\n", 1);
     }
     let _ = writeln!(out, "[[units]]\nname = \"cell\"\nexec = {}\n", exec(port, setup.flags));

@@ -113,3 +113,41 @@ fn journal_snapshots_are_identical_across_runs(#[case] suite: &str, #[case] suff
         insta::assert_snapshot!("manager-default-timeout", first);
     });
 }
+
+/// A scenario that starts one unit (and waits for its line) and expects no reload in its story.
+fn quiet_scenario(name: &str, exec: &str, wait_for: Option<&str>) -> String {
+    let mut text = format!("name = \"{name}\"\n\n[[units]]\nname = \"u\"\nexec = {exec}\n\n[[steps]]\ndo = \"start\"\nunit = \"u\"\n\n");
+    if let Some(line) = wait_for {
+        text += &format!("[[steps]]\ndo = \"wait-journal\"\nunit = \"u\"\ncontains = \"{line}\"\nwithin = \"30s\"\n\n");
+    }
+    text + "[[steps]]\ndo = \"expect-journal\"\nnot_matches = \"^Reloading\"\n"
+}
+
+/// A scenario on a shared target whose story runs while others install, finish and clean up:
+/// its story must hold no `daemon-reload`. Before v254 a reload while a restart job waits in
+/// systemd's queue schedules that restart again and counts it twice (the soak saw it on 252),
+/// and before v255 a reload forgets every unit's start count; namespaced units need none, as
+/// systemd loads a unit it has not seen from disk when first asked for it.
+#[rstest]
+#[case::bookworm("bookworm")]
+#[case::trixie("trixie")]
+fn scenarios_sharing_a_target_do_not_reload_it_under_each_other(#[case] suite: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    // With two jobs at a time, the long story sees the other three install one after another
+    // and the first two clean up.
+    let long = quiet_scenario("a-long", r#"["/bin/sh", "-c", "sleep 4; echo long-story-done; exec sleep 60"]"#, Some("long-story-done"));
+    std::fs::write(dir.path().join("a-long.toml"), long).unwrap();
+    for n in 1..=3 {
+        std::fs::write(dir.path().join(format!("b-short-{n}.toml")), quiet_scenario(&format!("b-short-{n}"), r#"["/bin/sleep", "60"]"#, None)).unwrap();
+    }
+    let out = unitlab(&["run", dir.path().to_str().unwrap(), "--suite", suite, "--jobs", "2", "--format", "json"], None);
+    let stdout = text(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{}", text(&out.stderr)));
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "one result per scenario");
+    for r in results {
+        assert_eq!(r["outcome"], "pass", "{} on {suite}: {} {}", r["name"], r["error"], r["checks"]);
+    }
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+}

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{ExecError, StepError};
 use super::http::Route;
-use super::plan::unit_name;
+use super::plan::{install_needs_reload, unit_name};
 use super::session::{InstallError, Leftovers, Session};
 use crate::judge::Verdict;
 use crate::observe::{journal, monotonic_now_usec, Event, JournalEntry};
@@ -182,7 +182,7 @@ pub async fn execute(input: &Input<'_>) -> Executed {
         scenario.files.iter().map(|f| (f.path.display().to_string(), f.content.clone(), f.mode)).collect();
     files.extend(installs.iter().map(|i| (i.path.clone(), i.text.clone().into_bytes(), 0o644)));
     let outcome: Result<(), Stop> = async {
-        match session.install(files, input.guarded_files()).await {
+        match session.install(files, input.guarded_files(), install_needs_reload(scenario)).await {
             Ok(()) => {}
             Err(InstallError::Overwrites(paths)) => return Err(Stop::NeedsOwnTarget(paths)),
             Err(InstallError::Target(e)) => return Err(Stop::Error(ExecError::target(format!("install the files of {}", scenario.name))(e).to_string())),
@@ -483,8 +483,9 @@ fn snapshot(entries: &[JournalEntry]) -> String {
 }
 
 /// What systemd says about a unit file when it loads it (a bad line, a fatal error) it says
-/// again at every daemon-reload, and on a shared target other scenarios' installs reload: how
-/// often the line appears depends on what else ran, so a snapshot keeps its first occurrence.
+/// again at every daemon-reload, and on a shared target another scenario's install may reload
+/// (a unit under its own name needs one): how often the line appears depends on what else ran,
+/// so a snapshot keeps its first occurrence.
 fn dedupe_load_messages(text: &str) -> String {
     let mut seen = std::collections::HashSet::new();
     let mut out = String::with_capacity(text.len());
