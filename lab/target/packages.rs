@@ -23,7 +23,7 @@ const RECIPE_VERSION: &str = "unitlab-packages-v3";
 pub const PACKAGES_REPOSITORY: &str = "unitlab-packages";
 /// Where a derived image with a Go toolchain holds its compiled standard library (see
 /// [`containerfile`]): `GOCACHE=/var/cache/go-build` in a unit that runs `go build`.
-pub const GO_BUILD_CACHE: &str = "/var/cache/go-build";
+const GO_BUILD_CACHE: &str = "/var/cache/go-build";
 /// The label listing the packages of a derived image, for people reading `docker images`.
 pub const LABEL_PACKAGES: &str = "unitlab.image.packages";
 
@@ -82,9 +82,9 @@ pub fn packages_tag(suite: Suite, hash: &str) -> String {
 ///
 /// One warm-up, when the packages brought a Go toolchain: Debian's Go from 1.20 on ships no
 /// compiled standard library, so every scenario that builds a Go program compiled it again on
-/// a fresh target (trixie's Go 1.24 for net/http: 21.9 s of both cores, idle, per run; 2.3 s
-/// with this cache, seed 002's build in `scenarios/seeds-real/`). It is compiled once here into [`GO_BUILD_CACHE`]; a build that sets `GOCACHE` to it compiles only its own
-/// code.
+/// a fresh target (seed 002's build in `scenarios/seeds-real/` on trixie's Go 1.24: 21.9 s of
+/// both cores, idle, per run; 2.3 s with this cache). It is compiled once here into
+/// `GO_BUILD_CACHE`; a build that sets `GOCACHE` to it compiles only its own code.
 pub fn containerfile(base: &str, packages: &[String]) -> String {
     format!(
         "FROM {base}\n\
