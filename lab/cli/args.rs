@@ -141,9 +141,9 @@ pub enum Command {
         /// own, a container when it names none).
         #[arg(long, value_enum)]
         fixture: Vec<FixtureArg>,
-        /// At most this many scenarios at the same time (default: 4 per core; scenarios mostly
-        /// wait on systemd's timers, but each exec and each unit costs the engine and systemd
-        /// some CPU, and on 2 cores all 38 shipped scenarios at once missed timing checks).
+        /// At most this many scenarios at the same time (default: all, longest first; they
+        /// mostly wait on systemd's timers, while boots take one host-wide slot per core and
+        /// wait for room on the host).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         jobs: Option<u16>,
         /// Run only share K of N of the (scenario, suite) jobs, e.g. `--partition 2/3` on the

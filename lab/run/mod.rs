@@ -9,6 +9,7 @@
 //! * `watch`: the target's one journal follower, and event-driven waits.
 //! * `http`: probes and control faults, from the lab or from inside the target.
 //! * `execute`: one scenario on one session, step by step.
+//! * `order`: which jobs start first (longest, by the durations of earlier runs).
 //! * `orchestrate`: the whole run.
 
 mod batch;
@@ -17,6 +18,7 @@ mod execute;
 mod files;
 pub mod http;
 mod orchestrate;
+pub mod order;
 mod plan;
 mod pool;
 pub mod resources;
@@ -26,6 +28,6 @@ pub mod watch;
 pub use error::{ExecError, StepError};
 pub use execute::describe;
 pub use files::{run_scenario_file, run_scenario_files, RunFilesError};
-pub use orchestrate::{default_jobs, jobs, run, Partition, RunError, RunOptions, JOBS_PER_CORE, MAX_SHARED_TARGETS};
+pub use orchestrate::{default_jobs, jobs, run, Partition, RunError, RunOptions, MAX_SHARED_TARGETS};
 pub use plan::{claims, unit_name, Claim};
 pub use session::{Session, SyncError};

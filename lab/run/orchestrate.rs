@@ -21,22 +21,21 @@ use crate::target::packages::ensure_packages_image;
 use crate::target::limits::Limits;
 use crate::target::{Engine, Target, TargetOptions};
 use crate::verdict::{Outcome, RunEvent, RunReport, ScenarioResult};
+use super::order::History;
 
 /// Shared targets a pool boots at most when `jobs` is not given: scenarios that collide on a
 /// port or file beyond that take turns. Each target is a few tens of MB and no CPU at rest.
 pub const MAX_SHARED_TARGETS: usize = 8;
 
-/// Scenarios per core that `unitlab run` runs at once by default. They mostly wait on timers,
-/// but not only: every exec goes through the engine (on fuse-overlayfs here) and every unit
-/// costs systemd in its target some CPU. Measured on 2 cores with the 38 shipped jobs: all at
-/// once, 2 to 11 of them missed a timing-bound check (a step began 12 s late); 8 at once, all
-/// passed in 1m40s. The tables pass no limit: their cells are one tiny unit each, all on one
-/// target.
-pub const JOBS_PER_CORE: usize = 4;
-
-/// `unitlab run`'s default concurrency: [`JOBS_PER_CORE`] per core.
-pub fn default_jobs() -> usize {
-    JOBS_PER_CORE * std::thread::available_parallelism().map_or(2, |n| n.get())
+/// `unitlab run`'s default concurrency: none of its own. Scenarios mostly wait on systemd's
+/// timers, which costs no CPU, so they all start at once, longest first (see
+/// [`super::order`]); what needs the machine is bounded where it is needed: boots take a
+/// host-wide slot per core (`target::slots`) and wait for room on the host
+/// (`target::capacity`), and commands go through each target's channel instead of one engine
+/// exec each (`target::channel`). Before the channel, all at once missed timing checks (2 to 11
+/// of 38 on 2 cores) and the default was 4 per core; with it, 72 jobs at once passed.
+pub fn default_jobs() -> Option<usize> {
+    None
 }
 
 #[derive(Debug, Clone, Default)]
@@ -108,6 +107,10 @@ pub fn jobs<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> Vec<(&'a Scenar
         .collect()
 }
 
+fn job_key(scenario: &Scenario, suite: Suite, fixture: Fixture) -> String {
+    super::order::key(&scenario.path, &scenario.name, suite.name(), fixture.name())
+}
+
 /// The suites `scenario` runs on given the `--suite`s (`given`, empty when none): its own list
 /// filtered by them; a scenario without a list runs on every suite given (its default of
 /// bookworm and trixie only without `--suite`), so `--suite bullseye` reaches it.
@@ -140,12 +143,28 @@ pub async fn run(
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let jobs = jobs(scenarios, opts);
+    // Started longest first; reported in the given order.
+    let history_path = History::default_path();
+    let history = history_path.as_deref().map(History::load).unwrap_or_default();
+    let mut start_order: Vec<usize> = (0..jobs.len()).collect();
+    history.order(&mut start_order, |&i| job_key(jobs[i].0, jobs[i].1, jobs[i].2));
     let mut images: HashMap<Suite, ImageRef> = HashMap::new();
     for suite in Suite::ALL {
         if jobs.iter().any(|(_, s, _)| *s == suite) {
             let image = ensure_image(engine, suite, false, progress).await.map_err(|source| RunError::Image { suite, source })?;
             images.insert(suite, image);
         }
+    }
+    // The `packages` images too, before any job starts: a job that looked its image up first
+    // would queue for a boot turn behind every job that did not (measured: seed 001's 24 s
+    // real-program scenario, first by the history, booted 32 s into the run).
+    let mut packages_images: HashMap<(Suite, Vec<String>), Result<ImageRef, String>> = HashMap::new();
+    for (scenario, suite, _) in &jobs {
+        if scenario.packages.is_empty() || packages_images.contains_key(&(*suite, scenario.packages.clone())) {
+            continue;
+        }
+        let image = ensure_packages_image(engine, &images[suite], &scenario.packages, progress).await.map_err(|e| e.to_string());
+        packages_images.insert((*suite, scenario.packages.clone()), image);
     }
     // Booting is the CPU-bound part: Target::boot takes a host-wide boot slot (one per core).
     let max_targets = opts.jobs.unwrap_or(MAX_SHARED_TARGETS);
@@ -158,9 +177,10 @@ pub async fn run(
     }
     let permits = Semaphore::new(opts.jobs.unwrap_or(jobs.len()).max(1));
     let kept = std::sync::Mutex::new(Vec::<String>::new());
-    let futures = jobs.iter().map(|(scenario, suite, fixture)| {
+    let futures = start_order.iter().map(|&index| {
+        let (scenario, suite, fixture) = &jobs[index];
         let fixture = *fixture;
-        let (pools, images, permits, kept) = (&pools, &images, &permits, &kept);
+        let (pools, images, packages_images, permits, kept) = (&pools, &images, &packages_images, &permits, &kept);
         async move {
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
             on_event(RunEvent::ScenarioStarted { name: scenario.name.clone(), suite: suite.name().to_string() });
@@ -168,9 +188,9 @@ pub async fn run(
                 diagnostics.iter().filter(|d| d.path == scenario.path && !d.is_error()).cloned().collect();
             let result = if !scenario.packages.is_empty() {
                 // Its own target, booted from the suite's image with the packages installed.
-                match ensure_packages_image(engine, &images[suite], &scenario.packages, progress).await {
+                match &packages_images[&(*suite, scenario.packages.clone())] {
                     Ok(image) => {
-                        run_pristine(engine, &image, scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await
+                        run_pristine(engine, image, scenario, *suite, fixture, opts.keep, diagnostics, on_event, kept).await
                     }
                     Err(e) => error_result(scenario, *suite, format!("prepare the packages of {} on {suite}: {e}", scenario.name)),
                 }
@@ -210,10 +230,12 @@ pub async fn run(
             let mut result = result;
             result.fixture = fixture.name().to_string();
             on_event(RunEvent::ScenarioFinished(Box::new(result.clone())));
-            result
+            (index, result)
         }
     });
-    let results = futures_util::future::join_all(futures).await;
+    let mut finished = futures_util::future::join_all(futures).await;
+    finished.sort_by_key(|(index, _)| *index);
+    let results: Vec<ScenarioResult> = finished.into_iter().map(|(_, result)| result).collect();
     let closing = pools.into_values().map(|pool| pool.close());
     for (hints, errors) in futures_util::future::join_all(closing).await {
         for hint in hints {
@@ -225,6 +247,13 @@ pub async fn run(
     }
     for hint in kept.into_inner().unwrap_or_default() {
         progress.finish(&hint);
+    }
+    if let Some(path) = &history_path {
+        // Only jobs that ran to an outcome say how long they take; an error may have ended early.
+        let durations = jobs.iter().zip(&results).filter(|(_, r)| r.outcome != Outcome::Error).map(|((scenario, suite, fixture), r)| (job_key(scenario, *suite, *fixture), r.duration.as_secs_f64()));
+        if let Err(e) = History::record(path, durations) {
+            tracing::warn!(path = %path.display(), error = %e, "could not record the jobs' durations (they only order the next run)");
+        }
     }
     Ok(RunReport::new(results, started.elapsed()))
 }

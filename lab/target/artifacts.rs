@@ -1,5 +1,6 @@
-//! The files from `services/` that go into a target image: the `buggy-server` binary and the
-//! watchdog sidecar script.
+//! The files from `services/` that go into a target image: the `buggy-server` binary, the
+//! `unitlab-agent` binary (the lab's command channel, see services/src/agent.rs; built by the
+//! same crate, so it is always found beside buggy-server) and the watchdog sidecar script.
 //!
 //! The sidecar is compiled into the lab. The binary is a build product of another crate of
 //! this workspace, so it is found at run time: `UNITLAB_BUGGY_SERVER` if set; else the static
@@ -29,6 +30,7 @@ const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
 pub struct Artifacts {
     pub buggy_server: Vec<u8>,
     pub buggy_server_path: PathBuf,
+    pub agent: Vec<u8>,
     pub sidecar: String,
 }
 
@@ -62,7 +64,17 @@ pub fn locate(progress: &dyn Progress) -> Result<Artifacts, ArtifactsError> {
         operation: format!("read {}", path.display()),
         source,
     })?;
-    Ok(Artifacts { buggy_server, buggy_server_path: path, sidecar: SIDECAR.to_string() })
+    let agent_path = agent_beside(&path);
+    let agent = std::fs::read(&agent_path).map_err(|source| ArtifactsError::Io {
+        operation: format!("read {} (the command channel, built beside buggy-server by the same crate)", agent_path.display()),
+        source,
+    })?;
+    Ok(Artifacts { buggy_server, buggy_server_path: path, agent, sidecar: SIDECAR.to_string() })
+}
+
+/// The agent binary of a buggy-server build: the other binary of the same crate, same folder.
+fn agent_beside(buggy_server: &Path) -> PathBuf {
+    buggy_server.with_file_name("unitlab-agent")
 }
 
 fn binary_path(progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
@@ -80,16 +92,15 @@ fn binary_path(progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
         Some(dir.parent()?.join(HOST_TRIPLE).join(profile).join("buggy-server"))
     });
     for candidate in candidates {
-        if let Ok(meta) = std::fs::metadata(&candidate) {
-            let fresh = match (meta.modified().ok(), sources_changed) {
-                (Some(built), Some(changed)) => built >= changed,
-                // No sources beside us (an installed lab): whatever binary is there is the one.
-                (_, None) => true,
-                (None, Some(_)) => false,
-            };
-            if fresh {
-                return Ok(candidate);
-            }
+        let fresh = |path: &Path| match (std::fs::metadata(path).ok().map(|m| m.modified().ok()), sources_changed) {
+            (None, _) => false,
+            (Some(Some(built)), Some(changed)) => built >= changed,
+            // No sources beside us (an installed lab): whatever binary is there is the one.
+            (Some(_), None) => true,
+            (Some(None), Some(_)) => false,
+        };
+        if fresh(&candidate) && fresh(&agent_beside(&candidate)) {
+            return Ok(candidate);
         }
     }
     if !workspace.join("services").join("Cargo.toml").is_file() {
@@ -122,12 +133,12 @@ const HOST_TRIPLE: &str = if cfg!(target_arch = "aarch64") { "aarch64-unknown-li
 /// `cargo build -p buggy-server` in the lab's own profile, statically linked (see the module
 /// doc), reading the binary's path from cargo's JSON messages rather than guessing it.
 fn build_with_cargo(workspace: &Path, exe: &Path, progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
-    progress.step("building buggy-server with cargo, statically linked (its binary is missing or older than its sources)");
+    progress.step("building buggy-server and unitlab-agent with cargo, statically linked (a binary is missing or older than its sources)");
     let release = exe.components().any(|c| c.as_os_str() == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "-p", "buggy-server", "--bin", "buggy-server", "--target", HOST_TRIPLE, "--message-format=json-render-diagnostics"])
+        .args(["build", "-p", "buggy-server", "--bin", "buggy-server", "--bin", "unitlab-agent", "--target", HOST_TRIPLE, "--message-format=json-render-diagnostics"])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -21,6 +21,7 @@ use crate::observe::JournalEntry;
 use crate::systemd::ManagerSettings;
 use crate::target::image::ImageRef;
 use crate::target::limits::Limits;
+use crate::target::channel::{Channel, ChannelClosed};
 use crate::target::reaper;
 use crate::target::vm::{Machine, VmStatus};
 use crate::target::Fixture;
@@ -33,6 +34,11 @@ pub const DEFAULT_BOOT_DEADLINE: Duration = Duration::from_secs(30);
 /// cores, but took 40 s here while other labs kept both cores busy; this only trips on a boot
 /// that is stuck.
 pub const VM_BOOT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// How long a boot waits for room on the host (see [`crate::target::capacity`]): targets of
+/// finished scenarios go within seconds; only a host whose instances are held by something
+/// else, or a run whose shared targets hold them all, waits this long.
+const ROOM_PATIENCE: Duration = Duration::from_secs(180);
 
 /// How often a pause is tried when the cgroup v1 freezer gives up (see [`Target::pause`]).
 const PAUSE_ATTEMPTS: u32 = 5;
@@ -58,8 +64,16 @@ pub enum TargetError {
     CommandFailed { name: String, command: String, code: i64, stderr: String },
     #[error("target {name}: could not parse {what}: {detail}")]
     Parse { name: String, what: String, detail: String },
+    #[error("`{command}` got no answer: {source}\n  fix: the target or the lab's agent in it died while the command ran; look for what ended it in the run's timeline, or run `unitlab doctor`")]
+    ChannelLost {
+        command: String,
+        #[source]
+        source: ChannelClosed,
+    },
     #[error(transparent)]
     Slot(#[from] crate::target::slots::SlotError),
+    #[error(transparent)]
+    NoRoom(#[from] crate::target::capacity::NoRoom),
     #[error(transparent)]
     Vm(#[from] crate::target::vm::VmError),
     #[error(transparent)]
@@ -147,6 +161,9 @@ pub struct Target {
     removed: bool,
     /// Set on the VM fixture: every operation then goes to the VM (see `target::vm`).
     vm: Option<Machine>,
+    /// The command channel of a container target (see `target::channel`); `None` on a VM
+    /// (its guest agent is the channel) and until the container runs.
+    channel: Option<Channel>,
 }
 
 impl std::fmt::Debug for Target {
@@ -272,6 +289,7 @@ impl Target {
             return Target::boot_vm(engine, image, opts).await;
         }
         let _slot = crate::target::slots::acquire().await?;
+        crate::target::capacity::wait_for_room(crate::target::slots::slot_count(), ROOM_PATIENCE).await?;
         let started = Instant::now();
         let docker = engine.docker();
         reaper::sweep_stillborn(engine).await?;
@@ -305,6 +323,7 @@ impl Target {
             boot_time: Duration::ZERO,
             removed: false,
             vm: None,
+            channel: None,
         };
         if !opts.manager.is_empty() {
             target.put_before_start(MANAGER_DROP_IN, opts.manager.render().as_bytes()).await?;
@@ -316,6 +335,7 @@ impl Target {
         if !opts.keep {
             target.tether = Some(reaper::start_tether(engine, &id).await?);
         }
+        target.channel = Some(Channel::open(engine, &id, &name).await?);
         let deadline = started + opts.boot_deadline;
         target.wait_running(deadline, opts.boot_deadline).await?;
         if opts.keep {
@@ -351,6 +371,7 @@ impl Target {
             boot_time: Duration::ZERO,
             removed: false,
             vm: Some(machine),
+            channel: None,
         };
         if let Err(e) = target.wait_running(deadline, allowed).await {
             return Err(match e {
@@ -587,6 +608,23 @@ impl Target {
                 stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
             });
         }
+        if let Some(channel) = self.channel.as_ref().filter(|c| !c.is_closed()) {
+            let reply = channel
+                .run(argv, stdin)
+                .await
+                .map_err(|source| TargetError::ChannelLost { command: argv.join(" "), source })?;
+            if reply.exit_code != crate::target::channel::CANNOT_START {
+                tracing::debug!(target = %self.name, argv = ?argv, exit = reply.exit_code, "exec finished");
+                return Ok(ExecOutput {
+                    exit_code: i64::from(reply.exit_code),
+                    stdout: String::from_utf8_lossy(&reply.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&reply.stderr).into_owned(),
+                });
+            }
+            tracing::debug!(target = %self.name, argv = ?argv, why = %String::from_utf8_lossy(&reply.stderr), "the agent cannot start it; through the engine");
+        }
+        // No channel (or it closed: the agent was killed), or the target's pids ceiling is
+        // reached: one exec through the engine.
         let docker = self.engine.docker();
         let what = || format!("exec `{}` in {}", argv.join(" "), self.name);
         let exec = docker
@@ -836,6 +874,8 @@ impl Target {
     /// Remove the target now (a kept target is left running and only forgotten).
     pub async fn teardown(mut self) -> Result<(), TargetError> {
         self.removed = true;
+        // Closing the agent's stdin ends it; its reader task goes with it.
+        self.channel = None;
         if let Some(vm) = self.vm.take() {
             // Killing QEMU and waiting for it blocks briefly.
             let _ = tokio::task::spawn_blocking(move || vm.shutdown()).await;

@@ -259,6 +259,7 @@ fn inputs_hash(suite: Suite, base_id: &str, artifacts: &Artifacts) -> String {
         base_id.as_bytes(),
         CONTAINERFILE.as_bytes(),
         &artifacts.buggy_server,
+        &artifacts.agent,
         artifacts.sidecar.as_bytes(),
     ] {
         // Length-prefix every part so that moving bytes between parts changes the hash.
@@ -536,6 +537,7 @@ fn build_context(artifacts: &Artifacts) -> Result<Vec<u8>, ImageError> {
     };
     add("Containerfile", CONTAINERFILE.as_bytes(), 0o644).map_err(io("write the build context"))?;
     add("buggy-server", &artifacts.buggy_server, 0o755).map_err(io("write the build context"))?;
+    add("unitlab-agent", &artifacts.agent, 0o755).map_err(io("write the build context"))?;
     add("watchdog-sidecar", artifacts.sidecar.as_bytes(), 0o755).map_err(io("write the build context"))?;
     builder.into_inner().map_err(io("finish the build context"))
 }
@@ -628,7 +630,7 @@ mod tests {
 
     #[test]
     fn inputs_hash_changes_with_every_input() {
-        let a = Artifacts { buggy_server: vec![1, 2, 3], sidecar: "x".into(), buggy_server_path: PathBuf::new() };
+        let a = Artifacts { buggy_server: vec![1, 2, 3], agent: vec![5], sidecar: "x".into(), buggy_server_path: PathBuf::new() };
         let base = inputs_hash(Suite::Bookworm, "sha256:1", &a);
         assert_eq!(base, inputs_hash(Suite::Bookworm, "sha256:1", &a), "stable for equal inputs");
         assert_ne!(base, inputs_hash(Suite::Trixie, "sha256:1", &a));
@@ -637,6 +639,8 @@ mod tests {
         assert_ne!(base, inputs_hash(Suite::Bookworm, "sha256:1", &b));
         let c = Artifacts { sidecar: "y".into(), ..a.clone() };
         assert_ne!(base, inputs_hash(Suite::Bookworm, "sha256:1", &c));
+        let d = Artifacts { agent: vec![6], ..a.clone() };
+        assert_ne!(base, inputs_hash(Suite::Bookworm, "sha256:1", &d));
     }
 
     #[test]

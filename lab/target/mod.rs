@@ -4,6 +4,8 @@
 //! Docker Engine.
 
 pub mod artifacts;
+pub mod capacity;
+pub mod channel;
 pub mod container;
 pub mod doctor;
 pub mod engine;

@@ -16,10 +16,19 @@ use std::time::Duration;
 /// files", so waiting is polling; a boot takes hundreds of milliseconds, so 20 ms adds little.
 const POLL: Duration = Duration::from_millis(20);
 
-/// A held boot slot; dropping it frees the slot.
+/// A held boot slot; dropping it frees the slot (and this process's turn).
 #[derive(Debug)]
 pub struct BootSlot {
     _file: File,
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// This process's boots take their turns in the order they asked (tokio's semaphore is
+/// first-come first-served), before they poll the host-wide slots, which serve whoever polls
+/// first. The runner asks in its job order, longest scenario first, so the order holds.
+fn turns(count: usize) -> std::sync::Arc<tokio::sync::Semaphore> {
+    static TURNS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    TURNS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(count))).clone()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +54,13 @@ fn slot_dir() -> PathBuf {
 
 /// Wait for a free boot slot. `None` when slots are turned off.
 pub async fn acquire() -> Result<Option<BootSlot>, SlotError> {
-    acquire_in(slot_dir(), slot_count()).await
+    let count = slot_count();
+    if count == 0 {
+        return Ok(None);
+    }
+    let turn = turns(count).acquire_owned().await.expect("the turns semaphore is never closed");
+    let slot = acquire_in(slot_dir(), count).await?;
+    Ok(slot.map(|s| BootSlot { _turn: Some(turn), ..s }))
 }
 
 async fn acquire_in(dir: PathBuf, count: usize) -> Result<Option<BootSlot>, SlotError> {
@@ -76,7 +91,7 @@ async fn acquire_in(dir: PathBuf, count: usize) -> Result<Option<BootSlot>, Slot
                         tracing::debug!(slot = %path.display(), "boot slot free after waiting");
                     }
                     let (_, file) = files.swap_remove((start + k) % count);
-                    return Ok(Some(BootSlot { _file: file }));
+                    return Ok(Some(BootSlot { _file: file, _turn: None }));
                 }
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(source)) => {

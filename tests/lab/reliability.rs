@@ -105,8 +105,14 @@ async fn outside_event_ends_the_run(freeze: bool) {
     let dir = tempfile::tempdir().unwrap();
     let child = spawn_run(dir.path(), LONG_WINDOW);
     let pid = child.id().unwrap();
-    // The window begins right after the blocking `systemctl start` returned.
-    let id = next(&mut events, pid, "exec_die", Duration::from_secs(120)).await;
+    // The window begins right after the blocking `systemctl start` returned: once the unit is
+    // active (the lab's commands go through one long-lived channel, so no exec ends to say so).
+    let id = next(&mut events, pid, "start", Duration::from_secs(120)).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while crate::support::docker_exec(&engine, &id, &["systemctl", "is-active", "a-long-window.web.service"]).await.trim() != "active" {
+        assert!(Instant::now() < deadline, "a-long-window.web.service never became active in {id}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let info = engine.docker().inspect_container(&id, None).await.unwrap();
     let name = info.name.unwrap_or_default().trim_start_matches('/').to_string();
     let hit = Instant::now();

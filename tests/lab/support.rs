@@ -40,3 +40,22 @@ pub async fn boot(suite: Suite, purpose: &str) -> (Engine, Target) {
         .unwrap_or_else(|e| panic!("booting a {suite} target: {e}"));
     (engine, target)
 }
+
+/// Run `argv` in container `id` through the engine (not through a lab target: for tests that
+/// watch a target the lab under test owns) and return its stdout.
+pub async fn docker_exec(engine: &Engine, id: &str, argv: &[&str]) -> String {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    use futures_util::StreamExt;
+    let exec = engine
+        .docker()
+        .create_exec(id, CreateExecOptions { attach_stdout: Some(true), cmd: Some(argv.iter().map(|s| s.to_string()).collect()), ..Default::default() })
+        .await
+        .unwrap_or_else(|e| panic!("create exec {argv:?} in {id}: {e}"));
+    let mut out = String::new();
+    if let Ok(StartExecResults::Attached { mut output, .. }) = engine.docker().start_exec(&exec.id, None).await {
+        while let Some(Ok(chunk)) = output.next().await {
+            out.push_str(&chunk.to_string());
+        }
+    }
+    out
+}
