@@ -278,12 +278,17 @@ async fn monitor(target: Arc<Target>, watcher: Arc<Watcher>, pausing: Arc<Atomic
             TargetState::Paused => {
                 let since = *frozen_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() >= FOREIGN_FREEZE {
-                    watcher.end(format!("target {} was frozen from outside the lab (paused for {:.1} s)", target.name(), since.elapsed().as_secs_f64()));
+                    let why = format!("target {} was frozen from outside the lab (paused for {:.1} s)", target.name(), since.elapsed().as_secs_f64());
+                    // Its agent is frozen too: commands would wait for it forever.
+                    target.abandon_channel(why.clone());
+                    watcher.end(why);
                     return;
                 }
             }
             TargetState::Stopped { .. } | TargetState::Removed => {
-                watcher.end(format!("target {} is gone: the engine reports it {state}", target.name()));
+                let why = format!("target {} is gone: the engine reports it {state}", target.name());
+                target.abandon_channel(why.clone());
+                watcher.end(why);
                 return;
             }
         }

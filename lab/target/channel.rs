@@ -219,6 +219,13 @@ impl Channel {
         }
     }
 
+    /// Close the channel for `why`: commands waiting get [`ChannelClosed`], later ones go
+    /// through plain `docker exec`. For a target frozen from outside, where the agent cannot
+    /// answer but the engine refuses an exec at once.
+    pub fn abandon(&self, why: String) {
+        self.shared.close(why);
+    }
+
     /// Whether the channel closed (later commands go through plain `docker exec`).
     pub fn is_closed(&self) -> bool {
         self.shared.closed().is_some()

@@ -592,6 +592,13 @@ impl Target {
             })
     }
 
+    /// Stop using the command channel (see [`Channel::abandon`]); a no-op without one.
+    pub fn abandon_channel(&self, why: String) {
+        if let Some(channel) = &self.channel {
+            channel.abandon(why);
+        }
+    }
+
     /// Run a command and collect its exit code and output.
     pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput, TargetError> {
         self.exec_with_stdin(argv, None).await
