@@ -82,6 +82,11 @@ pub async fn run_checks(suites: &[Suite]) -> Vec<Check> {
     if i.cgroup_version == CgroupVersion::V1 && i.local && !needs_v2.is_empty() {
         checks.push(unified_check(&needs_v2, &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()));
     }
+    if i.local {
+        if let Some(check) = room_check(crate::target::capacity::limit(), crate::target::capacity::in_use(0)) {
+            checks.push(check);
+        }
+    }
     let present = image::present_images(&engine).await.unwrap_or_default();
     let mut bootable = Vec::new();
     for suite in suites {
@@ -156,6 +161,17 @@ fn unified_check(suites: &[Suite], mountinfo: &str) -> Check {
     }
 }
 
+/// How many targets fit in the host's inotify instances (see `target::capacity`); `None`
+/// where the limit or the use cannot be read.
+fn room_check(limit: Option<usize>, in_use: Option<usize>) -> Option<Check> {
+    use crate::target::capacity::PER_TARGET;
+    let (limit, in_use) = (limit?, in_use?);
+    let room = limit.saturating_sub(in_use) / PER_TARGET;
+    let detail = format!("{in_use} of {limit} inotify instances in use (fs.inotify.max_user_instances): room for about {room} more targets at about {PER_TARGET} each");
+    let fix = "`sysctl -w fs.inotify.max_user_instances=1024`; until then boots wait for room as targets go";
+    Some(if room >= 8 { Check::ok("targets at once", detail) } else { Check::warn("targets at once", detail, fix) })
+}
+
 fn short(id: &str) -> &str {
     let id = id.trim_start_matches("sha256:");
     &id[..id.len().min(12)]
@@ -200,6 +216,16 @@ mod unjoined_tests {
 
     const MOUNTINFO: &str = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory\n\
                              31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+
+    #[test]
+    fn room_for_targets_is_a_warning_below_eight_and_silent_when_unreadable() {
+        assert_eq!(room_check(Some(128), Some(12)).unwrap().status, Status::Ok);
+        let tight = room_check(Some(128), Some(100)).unwrap();
+        assert_eq!(tight.status, Status::Warn);
+        assert!(tight.detail.contains("room for about 3 more targets"), "{}", tight.detail);
+        assert!(tight.fix.unwrap().contains("max_user_instances"));
+        assert!(room_check(None, Some(1)).is_none() && room_check(Some(128), None).is_none());
+    }
 
     #[test]
     fn cgroup_v2_suites_need_a_unified_mount_on_a_v1_host() {
