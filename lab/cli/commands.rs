@@ -22,7 +22,7 @@ pub async fn dispatch(command: Command) -> Result<i32, Failure> {
     match command {
         Command::Run { paths, suite, fixture, jobs, partition, keep, report } => {
             let opts = RunOptions {
-                jobs: jobs.map(usize::from).or_else(unitlab::run::default_jobs),
+                jobs: jobs.map(usize::from),
                 keep,
                 suites: suites(suite, &[]),
                 partition,

@@ -28,6 +28,6 @@ pub mod watch;
 pub use error::{ExecError, StepError};
 pub use execute::describe;
 pub use files::{run_scenario_file, run_scenario_files, RunFilesError};
-pub use orchestrate::{default_jobs, jobs, run, Partition, RunError, RunOptions, MAX_SHARED_TARGETS};
+pub use orchestrate::{jobs, run, Partition, RunError, RunOptions, MAX_SHARED_TARGETS};
 pub use plan::{claims, unit_name, Claim};
 pub use session::{Session, SyncError};

@@ -27,23 +27,17 @@ use super::order::History;
 /// port or file beyond that take turns. Each target is a few tens of MB and no CPU at rest.
 pub const MAX_SHARED_TARGETS: usize = 8;
 
-/// `unitlab run`'s default concurrency: none of its own. Scenarios mostly wait on systemd's
-/// timers, which costs no CPU, so they all start at once, longest first (see
-/// [`super::order`]); what needs the machine is bounded where it is needed: boots take a
-/// host-wide slot per core (`target::slots`) and wait for room on the host
-/// (`target::capacity`), and commands go through each target's channel instead of one engine
-/// exec each (`target::channel`). Before the channel, all at once missed timing checks (2 to 11
-/// of 38 on 2 cores) and the default was 4 per core; with it, 72 jobs at once passed.
-pub fn default_jobs() -> Option<usize> {
-    None
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// At most this many scenarios at the same time (and a pool never has more shared targets
-    /// than this). `None`: as many as the work allows. Scenarios mostly wait on systemd's
-    /// timers, which costs no CPU, so they all run at once; what does need the CPU (booting a
-    /// target) is bounded by the machine's cores instead.
+    /// than this). `None`, `unitlab run`'s default: as many as the work allows. Scenarios
+    /// mostly wait on systemd's timers, which costs no CPU, so they all start at once, longest
+    /// first (see [`super::order`]); what needs the machine is bounded where it is needed:
+    /// boots take a host-wide slot per core (`target::slots`) and wait for room on the host
+    /// (`target::capacity`), and commands go through each target's channel instead of one
+    /// engine exec each (`target::channel`). Before the channel, all at once missed timing
+    /// checks (2 to 11 of 38 on 2 cores) and the default was 4 per core; with it, 72 jobs at
+    /// once passed.
     pub jobs: Option<usize>,
     /// Keep every target afterwards for inspection.
     pub keep: bool,

@@ -9,14 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::target::engine::{Engine, EngineError};
+use crate::target::engine::{AttachedExec, Engine, EngineError};
 use crate::observe::JournalEntry;
 use crate::systemd::ManagerSettings;
 use crate::target::image::ImageRef;
@@ -632,45 +631,27 @@ impl Target {
         }
         // No channel (or it closed: the agent was killed), or the target's pids ceiling is
         // reached: one exec through the engine.
-        let docker = self.engine.docker();
         let what = || format!("exec `{}` in {}", argv.join(" "), self.name);
-        let exec = docker
-            .create_exec(
-                &self.id,
-                CreateExecOptions {
-                    attach_stdin: Some(stdin.is_some()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| EngineError::api(what(), e))?;
-        let started = docker
-            .start_exec(&exec.id, Some(StartExecOptions { output_capacity: Some(1 << 20), ..Default::default() }))
-            .await
-            .map_err(|e| EngineError::api(what(), e))?;
+        let AttachedExec { id: exec_id, mut output, mut input } =
+            self.engine.start_attached(&self.id, argv.iter().map(|s| s.to_string()).collect(), stdin.is_some(), &what()).await?;
         let mut out = ExecOutput::default();
-        if let StartExecResults::Attached { mut output, mut input } = started {
-            if let Some(data) = stdin {
-                input.write_all(data).await.map_err(|e| stream_error(what(), e))?;
-                input.shutdown().await.map_err(|e| stream_error(what(), e))?;
-            }
-            drop(input);
-            let mut stdout = Vec::new();
-            let mut stderr = Vec::new();
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(|e| EngineError::api(what(), e))? {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.extend_from_slice(&message),
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    LogOutput::StdIn { .. } => {}
-                }
-            }
-            out.stdout = String::from_utf8_lossy(&stdout).into_owned();
-            out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        if let Some(data) = stdin {
+            input.write_all(data).await.map_err(|e| stream_error(what(), e))?;
+            input.shutdown().await.map_err(|e| stream_error(what(), e))?;
         }
-        let inspect = docker.inspect_exec(&exec.id).await.map_err(|e| EngineError::api(what(), e))?;
+        drop(input);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(|e| EngineError::api(what(), e))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.extend_from_slice(&message),
+                LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+        out.stdout = String::from_utf8_lossy(&stdout).into_owned();
+        out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        let inspect = self.engine.docker().inspect_exec(&exec_id).await.map_err(|e| EngineError::api(what(), e))?;
         out.exit_code = inspect.exit_code.unwrap_or(-1);
         tracing::debug!(target = %self.name, argv = ?argv, exit = out.exit_code, "exec finished");
         Ok(out)
@@ -789,27 +770,8 @@ impl Target {
         }
         let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "-f", "--no-tail"].iter().map(|s| s.to_string()).collect();
         argv.extend(args.iter().map(|s| s.to_string()));
-        let docker = self.engine.docker();
         let what = format!("follow journal in {}", self.name);
-        let exec = docker
-            .create_exec(
-                &self.id,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(false),
-                    cmd: Some(argv),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| EngineError::api(what.clone(), e))?;
-        let started = docker
-            .start_exec(&exec.id, Some(StartExecOptions { output_capacity: Some(1 << 20), ..Default::default() }))
-            .await
-            .map_err(|e| EngineError::api(what.clone(), e))?;
-        let StartExecResults::Attached { output, .. } = started else {
-            return Ok(Box::pin(futures_util::stream::empty()));
-        };
+        let AttachedExec { output, .. } = self.engine.start_attached(&self.id, argv, false, &what).await?;
         let name = self.name.clone();
         // The engine frames output in chunks that need not end at line ends: re-split here.
         let lines = output

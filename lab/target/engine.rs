@@ -152,6 +152,45 @@ impl Engine {
     pub fn info(&self) -> &EngineInfo {
         &self.info
     }
+
+    /// Create and start `cmd` in container `container` with its stdout and stderr attached,
+    /// and its stdin when `stdin` is set; `what` names the operation in errors.
+    pub(crate) async fn start_attached(&self, container: &str, cmd: Vec<String>, stdin: bool, what: &str) -> Result<AttachedExec, EngineError> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| EngineError::api(what.to_string(), e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions { output_capacity: Some(1 << 20), ..Default::default() }))
+            .await
+            .map_err(|e| EngineError::api(what.to_string(), e))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(AttachedExec { id: exec.id, output, input }),
+            StartExecResults::Detached => Err(EngineError::api(
+                what.to_string(),
+                bollard::errors::Error::DockerStreamError { error: "exec started detached".into() },
+            )),
+        }
+    }
+}
+
+/// An exec started by [`Engine::start_attached`]: its id (for its exit code) and its streams.
+pub(crate) struct AttachedExec {
+    pub id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
 
 #[cfg(test)]

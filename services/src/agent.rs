@@ -3,7 +3,7 @@
 //! Every command the lab runs in a target (systemctl, journalctl, file writes, probes) used to
 //! be one `docker exec`: an exec created and started through the engine, runc entering the
 //! container's namespaces, a shim to reap it. Measured here (2 cores, fuse-overlayfs), that is
-//! about 60 ms of CPU each, and a run of the shipped scenarios made 1253 of them. The lab now
+//! about 60 ms of CPU each, and a run of the shipped scenarios made 1328 of them. The lab now
 //! starts this program once per target (one `docker exec -i`) and sends it the commands over
 //! its stdin; each one costs a fork and an exec inside the target instead.
 //!
