@@ -522,7 +522,11 @@ impl Target {
                     }
                     last = if state.is_empty() { out.stderr.trim().to_string() } else { state };
                     tokio::time::sleep(backoff.min(remaining)).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    // Until PID 1 listens on its private socket systemctl fails at once; after that
+                    // `--wait` blocks until the boot ends. Polling at a short, flat interval keeps
+                    // the boot's measured end within 20 ms of systemd's (a failed systemctl
+                    // costs the target about 5 ms of CPU).
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
                 }
             }
         }
