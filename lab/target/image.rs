@@ -336,11 +336,23 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// How long the host's apt-get waits for a lock another apt holds (apt 1.9.11 and newer).
+const APT_LOCK_TIMEOUT: &str = "DPkg::Lock::Timeout=300";
+
 /// Make sure the host has each `(program, Debian package)`: as root with apt, the missing ones
 /// are installed (once, with progress), as the README's fresh machine (Docker and root) needs;
 /// otherwise the error names the packages to install.
 pub(crate) async fn install_host_tools(tools: &[(&str, &str)], progress: &dyn Progress) -> Result<(), ImageError> {
-    let missing: Vec<&str> = tools.iter().filter(|(program, _)| find_in_path(program).is_none()).map(|(_, package)| *package).collect();
+    let missing = || -> Vec<&str> { tools.iter().filter(|(program, _)| find_in_path(program).is_none()).map(|(_, package)| *package).collect() };
+    if missing().is_empty() {
+        return Ok(());
+    }
+    // Several lab processes (the tests run VM tests side by side) find the same tools missing
+    // at once; apt-get takes its lock without waiting, so all but one failed with "Could not
+    // get lock /var/lib/apt/lists/lock" on a fresh machine. One installs, the others wait
+    // for it here and then find nothing missing.
+    let _lock = BuildLock::acquire_named("host-tools", progress).await?;
+    let missing = missing();
     if missing.is_empty() {
         return Ok(());
     }
@@ -354,11 +366,12 @@ pub(crate) async fn install_host_tools(tools: &[(&str, &str)], progress: &dyn Pr
         });
     }
     progress.step(&format!("installing {list} with apt-get"));
+    // Another program's apt (not a lab process) is waited for too, up to five minutes.
     let mut update = tokio::process::Command::new("apt-get");
-    update.args(["update", "-q"]);
+    update.args(["update", "-q", "-o", APT_LOCK_TIMEOUT]);
     run_logged(update, "apt-get update", "check the host's apt sources", progress).await?;
     let mut install = tokio::process::Command::new("apt-get");
-    install.args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    install.args(["install", "-y", "-q", "--no-install-recommends", "-o", APT_LOCK_TIMEOUT]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
     run_logged(install, &format!("apt-get install {list}"), &format!("install them by hand: `apt-get install {list}`"), progress).await?;
     progress.finish(&format!("{list} installed"));
     Ok(())

@@ -176,7 +176,10 @@ fn find_or_install_chromium() -> Result<PathBuf, String> {
         return Err(format!("the HTML report test needs headless Chromium and found none on PATH.\n{how}"));
     }
     eprintln!("report_html: no Chromium on PATH; installing Debian's chromium with apt-get (once, as root; UNITLAB_NO_INSTALL=1 prevents this)");
-    for args in [&["update", "-q"][..], &["install", "-y", "-q", "--no-install-recommends", "chromium"][..]] {
+    // Waits for a lock another apt holds (the lab installing QEMU for a VM test, under nextest
+    // at the same time) instead of failing at once.
+    let wait = "DPkg::Lock::Timeout=300";
+    for args in [&["update", "-q", "-o", wait][..], &["install", "-y", "-q", "--no-install-recommends", "-o", wait, "chromium"][..]] {
         let status = std::process::Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
