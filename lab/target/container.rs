@@ -61,6 +61,8 @@ pub enum TargetError {
     Degraded { name: String, state: String, failed: String },
     #[error("target {name}: `{command}` exited {code}: {stderr}")]
     CommandFailed { name: String, command: String, code: i64, stderr: String },
+    #[error("{0}\n  fix: unset it; it is a setting for the lab's own tests")]
+    TestSetting(String),
     #[error("target {name}: could not parse {what}: {detail}")]
     Parse { name: String, what: String, detail: String },
     #[error("`{command}` got no answer: {source}\n  fix: the target or the lab's agent in it died while the command ran; look for what ended it in the run's timeline, or run `unitlab doctor`")]
@@ -287,6 +289,7 @@ impl Target {
         if opts.fixture == Fixture::Vm {
             return Target::boot_vm(engine, image, opts).await;
         }
+        let deadman = reaper::deadman_drop_in(std::env::var(reaper::DEADMAN_ENV).ok().as_deref()).map_err(TargetError::TestSetting)?;
         let _slot = crate::target::slots::acquire().await?;
         crate::target::capacity::wait_for_room(crate::target::slots::slot_count(), ROOM_PATIENCE).await?;
         let started = Instant::now();
@@ -326,6 +329,9 @@ impl Target {
         };
         if !opts.manager.is_empty() {
             target.put_before_start(MANAGER_DROP_IN, opts.manager.render().as_bytes()).await?;
+        }
+        if let Some(drop_in) = deadman.filter(|_| !opts.keep) {
+            target.put_before_start(reaper::DEADMAN_DROP_IN, drop_in.as_bytes()).await?;
         }
         docker
             .start_container(&id, None::<StartContainerOptions>)

@@ -174,6 +174,31 @@ pub fn remove_container_blocking(id: String) {
     let _ = handle.join();
 }
 
+/// Test-only: seconds after boot at which the image's dead man's timer powers off a target no
+/// lab tethered (the image says 30). The lifecycle test that SIGKILLs the lab before the tether
+/// attaches sets it, so that it proves the timer acts without waiting half a minute for it
+/// (issue 14); nothing else should. Bounded below so that a normal boot, which tethers within
+/// milliseconds of the container's start, cannot be powered off by it.
+pub const DEADMAN_ENV: &str = "UNITLAB_TEST_DEADMAN_SEC";
+/// Where the shortened timer goes: a drop-in of the image's timer, put in before the start.
+pub const DEADMAN_DROP_IN: &str = "/etc/systemd/system/unitlab-deadman.timer.d/unitlab-test.conf";
+const DEADMAN_SECONDS: std::ops::RangeInclusive<u64> = 3..=30;
+
+/// The drop-in for [`DEADMAN_ENV`]'s value, if it is set; an error says what is wrong with it.
+pub fn deadman_drop_in(value: Option<&str>) -> Result<Option<String>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let seconds: u64 = value.trim().parse().map_err(|_| format!("{DEADMAN_ENV}={value:?} is not a whole number of seconds"))?;
+    if !DEADMAN_SECONDS.contains(&seconds) {
+        return Err(format!(
+            "{DEADMAN_ENV}={seconds} is outside {}..={} s (below that a loaded machine could power a target off before its tether attaches)",
+            DEADMAN_SECONDS.start(),
+            DEADMAN_SECONDS.end()
+        ));
+    }
+    // The empty assignment clears the image's OnActiveSec=30s instead of adding a second one.
+    Ok(Some(format!("[Timer]\nOnActiveSec=\nOnActiveSec={seconds}s\n")))
+}
+
 /// The tether script. bash (Essential in Debian) because dash's `read` has no timeout.
 /// SIGRTMIN+14 asks systemd for an immediate poweroff: PID 1 exits and the container stops.
 /// The marker file tells the image's boot-time dead man's timer that a lab holds the target.
@@ -447,6 +472,15 @@ pub async fn sweep_stillborn(engine: &Engine) -> Result<usize, EngineError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_test_deadman_setting_is_bounded_and_replaces_the_images_timer() {
+        assert_eq!(super::deadman_drop_in(None), Ok(None));
+        assert_eq!(super::deadman_drop_in(Some("5")).unwrap().unwrap(), "[Timer]\nOnActiveSec=\nOnActiveSec=5s\n");
+        assert!(super::deadman_drop_in(Some("2")).unwrap_err().contains("outside 3..=30"));
+        assert!(super::deadman_drop_in(Some("31")).unwrap_err().contains("outside"));
+        assert!(super::deadman_drop_in(Some("5s")).unwrap_err().contains("whole number"));
+    }
+
     use super::*;
 
     #[test]

@@ -57,6 +57,9 @@ async fn start_long_run(engine: &Engine) -> (tokio::process::Child, u32, String,
     let mut events = Box::pin(lab_events(engine));
     let child = tokio::process::Command::new(UNITLAB)
         .args(["shell", "--suite", "bookworm", "--", "sleep", "600"])
+        // The image's dead man's timer at 5 s instead of 30 (test-only, lab/target/reaper.rs):
+        // the untethered case below then ends in seconds; the tethered cases never reach it.
+        .env(reaper::DEADMAN_ENV, "5")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -75,32 +78,36 @@ async fn sigkill_of_unitlab_after_boot_leaves_no_container() {
     let engine = crate::support::engine().await;
     let (mut child, pid, _id, mut events) = start_long_run(&engine).await;
     wait_event(&mut events, pid, "exec_start: /bin/bash -c exec -a @unitlab-tether", Duration::from_secs(60)).await;
-    sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "tethered").await;
+    sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "tethered", Duration::from_secs(60)).await;
 }
 
-/// SIGKILL the unitlab child, then wait for its target's `destroy` event (60 s promise).
+/// SIGKILL the unitlab child, then wait `within` for its target's `destroy` event.
 async fn sigkill_and_expect_removal(
     engine: &Engine,
     child: &mut tokio::process::Child,
     pid: u32,
     events: &mut (impl Stream<Item = EventMessage> + Unpin),
     what: &str,
+    within: Duration,
 ) {
     let killed = Instant::now();
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    wait_event(events, pid, "destroy", Duration::from_secs(60)).await;
+    wait_event(events, pid, "destroy", within).await;
     eprintln!("{what} target of a SIGKILLed unitlab removed {:.2} s after the kill", killed.elapsed().as_secs_f64());
     assert_eq!(containers_of(engine, pid).await, 0);
 }
 
 /// SIGKILL the moment the container starts, before any tether can exist: the image's boot
-/// timer powers the untethered target off, inside the 60 s promise.
+/// timer powers the untethered target off, inside the 60 s promise. The timer is shortened to
+/// 5 s here (`UNITLAB_TEST_DEADMAN_SEC`), so a removal later than a few seconds after the
+/// kill means it did not act.
 #[tokio::test]
-async fn sigkill_of_unitlab_before_the_tether_leaves_no_container_within_60_seconds() {
+async fn sigkill_of_unitlab_before_the_tether_leaves_no_container_once_the_boot_timer_fires() {
     let engine = crate::support::engine().await;
     let (mut child, pid, _id, mut events) = start_long_run(&engine).await;
-    sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "untethered").await;
+    // 5 s of timer, then systemd's poweroff and the engine's removal: well inside 30 s.
+    sigkill_and_expect_removal(&engine, &mut child, pid, &mut events, "untethered", Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
