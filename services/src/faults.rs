@@ -296,13 +296,25 @@ pub fn arm_timers(shared: &Arc<Shared>) {
 /// Called when counted request number `n` arrives: rolls the dice of every `p=` fault.
 /// Faults that hit are injected before the request is handled, so this very request
 /// suffers (hangs, or never gets its answer).
+///
+/// A `requests=N` fault normally fires in [`on_request_done`] of request N. But a client that
+/// has read answer N can send request N+1 before the thread that wrote answer N gets there;
+/// without this check that request was served as if no fault existed (seen in CI: `GET /`
+/// answered "request=2" under `hang:handlers@requests=1`). So the first request past the
+/// limit puts the fault in place itself, before it is handled.
 pub fn on_request_arrival(shared: &Shared, n: u64) {
     for armed in &shared.faults {
-        if let Trigger::Probability(p) = armed.spec.trigger {
-            let roll = shared.rng.lock().map(|mut r| r.f64()).unwrap_or(1.0);
-            if roll < p && armed.claim() {
-                inject(shared, armed.spec.fault, &format!("trigger p={p} hit on request {n}, seed {}", shared.seed));
+        match armed.spec.trigger {
+            Trigger::Probability(p) => {
+                let roll = shared.rng.lock().map(|mut r| r.f64()).unwrap_or(1.0);
+                if roll < p && armed.claim() {
+                    inject(shared, armed.spec.fault, &format!("trigger p={p} hit on request {n}, seed {}", shared.seed));
+                }
             }
+            Trigger::Requests(limit) if n > limit && armed.claim() => {
+                inject(shared, armed.spec.fault, &format!("trigger requests={limit}"));
+            }
+            _ => {}
         }
     }
 }
