@@ -160,8 +160,10 @@ pub enum Command {
     /// suite's cells at once on one target; documented and observed side by side. Exit 1 if a
     /// cell disagrees in a way not covered by the reviewed deviations list.
     Matrix {
-        #[arg(value_enum)]
-        table: TableArg,
+        /// The tables to measure, one or more (`restart type` measures both on the same
+        /// targets; `all` is every table).
+        #[arg(value_enum, required = true, num_args = 1..)]
+        table: Vec<TableArg>,
         /// Suites to measure on (repeatable; `all` for every suite: one cross-version table;
         /// default: bookworm).
         #[arg(long, value_enum)]
@@ -264,6 +266,17 @@ impl TableArg {
     }
 }
 
+/// The tables named on the command line, each once, in the order first named.
+pub fn tables(args: &[TableArg]) -> Vec<Table> {
+    let mut out: Vec<Table> = Vec::new();
+    for table in args.iter().flat_map(|a| a.tables()) {
+        if !out.contains(&table) {
+            out.push(table);
+        }
+    }
+    out
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DemoTopic {
     /// Every Restart= option against five kinds of failure.
@@ -298,4 +311,16 @@ pub enum ImageCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn tables_named_together_are_measured_once_each_in_order() {
+        assert_eq!(tables(&[TableArg::Restart, TableArg::Type]), vec![Table::Restart, Table::Type]);
+        assert_eq!(tables(&[TableArg::Type, TableArg::All]), vec![Table::Type, Table::Restart, Table::Results]);
+        assert_eq!(tables(&[TableArg::Results, TableArg::Results]), vec![Table::Results]);
+    }
 }

@@ -33,9 +33,10 @@ pub async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Matrix { table, suite, fixture, report, keep, emit } => {
             let suites = suites(suite, &[Suite::Bookworm]);
             let fixtures = fixtures(fixture);
+            let tables = super::args::tables(&table);
             match emit {
-                Some(dir) => emit_cells(&dir, &table.tables(), &suites),
-                None => measure(&table.tables(), &suites, &fixtures, keep, &report, report::render_human).await,
+                Some(dir) => emit_cells(&dir, &tables, &suites),
+                None => measure(&tables, &suites, &fixtures, keep, &report, report::render_human).await,
             }
         }
         Command::Demo { topic, suite, fixture, report } => {

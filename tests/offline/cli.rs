@@ -108,6 +108,12 @@ fn the_cells_can_be_emitted_as_scenario_files_that_load() {
     let results = unitlab(&["matrix", "results", "--emit", dir.path().join("results").to_str().unwrap()], Some(NO_ENGINE));
     assert_eq!(results.status.code(), Some(0), "{}", text(&results.stderr));
     assert!(text(&results.stdout).starts_with("126 cell scenarios written"), "{}", text(&results.stdout));
+    // Several tables at once, each once: the two documented tables are 51 cells.
+    let two = unitlab(&["matrix", "restart", "type", "restart", "--emit", dir.path().join("two").to_str().unwrap()], Some(NO_ENGINE));
+    assert_eq!(two.status.code(), Some(0), "{}", text(&two.stderr));
+    assert!(text(&two.stdout).starts_with("51 cell scenarios written"), "{}", text(&two.stdout));
+    // No table at all is a usage error.
+    assert_eq!(unitlab(&["matrix"], Some(NO_ENGINE)).status.code(), Some(2));
 }
 
 #[test]
