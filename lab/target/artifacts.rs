@@ -91,14 +91,12 @@ fn binary_path(progress: &dyn Progress) -> Result<PathBuf, ArtifactsError> {
         let profile = dir.file_name()?;
         Some(dir.parent()?.join(HOST_TRIPLE).join(profile).join("buggy-server"))
     });
+    // A binary that exists and is not older than the sources; with no sources beside us (an
+    // installed lab) whatever binary is there is the one.
+    let fresh = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|meta| sources_changed.is_none_or(|changed| meta.modified().is_ok_and(|built| built >= changed)))
+    };
     for candidate in candidates {
-        let fresh = |path: &Path| match (std::fs::metadata(path).ok().map(|m| m.modified().ok()), sources_changed) {
-            (None, _) => false,
-            (Some(Some(built)), Some(changed)) => built >= changed,
-            // No sources beside us (an installed lab): whatever binary is there is the one.
-            (Some(_), None) => true,
-            (Some(None), Some(_)) => false,
-        };
         if fresh(&candidate) && fresh(&agent_beside(&candidate)) {
             return Ok(candidate);
         }

@@ -146,12 +146,13 @@ pub(crate) struct BuildLock {
 
 impl BuildLock {
     pub(crate) async fn acquire(suite: Suite, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
-        Self::acquire_named(suite.name(), progress).await
+        Self::acquire_named(suite.name(), &format!("building the {} image", suite.name()), progress).await
     }
 
-    /// The lock on building `what` (a suite's target image, or `base-<release>` for a Debian
-    /// base that several suites share).
-    pub(crate) async fn acquire_named(what: &str, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
+    /// The lock named `what` (a suite's images, `base-<release>` for a Debian base that
+    /// several suites share, `host-tools` for installing the host's tools); `doing` says what
+    /// its holder does, for the message shown while waiting.
+    pub(crate) async fn acquire_named(what: &str, doing: &str, progress: &dyn Progress) -> Result<BuildLock, ImageError> {
         let path = std::env::temp_dir().join(format!("unitlab-image-{what}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -166,13 +167,13 @@ impl BuildLock {
                 return Err(io(format!("lock {}", path.display()))(e));
             }
         }
-        progress.step(&format!("waiting for another unitlab process that is building the {what} image ({})", path.display()));
+        progress.step(&format!("waiting for another unitlab process that is {doing} ({})", path.display()));
         let shown = path.display().to_string();
         let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
             .await
             .expect("the lock task does not panic")
             .map_err(io(format!("lock {shown}")))?;
-        progress.finish(&format!("the other process finished building the {what} image"));
+        progress.finish(&format!("the other process finished {doing}"));
         Ok(BuildLock { _file: file })
     }
 }
@@ -287,7 +288,7 @@ async fn ensure_base(engine: &Engine, suite: Suite, progress: &dyn Progress) -> 
     }
     // Suites that share a base (bookworm, bookworm-backports) must not bootstrap it twice.
     let base = suite.recipe().base;
-    let _lock = BuildLock::acquire_named(&format!("base-{base}"), progress).await?;
+    let _lock = BuildLock::acquire_named(&format!("base-{base}"), &format!("building the Debian {base} base image"), progress).await?;
     if let Some(found) = existing_base(engine, suite).await {
         return Ok(found);
     }
@@ -351,7 +352,7 @@ pub(crate) async fn install_host_tools(tools: &[(&str, &str)], progress: &dyn Pr
     // at once; apt-get takes its lock without waiting, so all but one failed with "Could not
     // get lock /var/lib/apt/lists/lock" on a fresh machine. One installs, the others wait
     // for it here and then find nothing missing.
-    let _lock = BuildLock::acquire_named("host-tools", progress).await?;
+    let _lock = BuildLock::acquire_named("host-tools", "installing the host's tools with apt-get", progress).await?;
     let missing = missing();
     if missing.is_empty() {
         return Ok(());
